@@ -15,6 +15,16 @@
  * only at `--concurrency 1`). Printed: each variant's median over rounds, and the median of the
  * paired differences (B − A, same round) with their range.
  *
+ * Measuring the mesh's own JavaScript per call (A/B of two checkouts: `--base DIR --variant base
+ * --variant mesh`): run without `--fake`. The upstream is then a loopback HTTP/2 server
+ * (bench/grpc/server.ts, a grpc-js server) in a child process, so neither its CPU nor its heap
+ * is counted: what is counted is this thread's JavaScript — the app's grpc-js client, the mesh,
+ * and the client side of node:http2, which is the mesh's transport now. Bytes per call are
+ * deterministic to about ±50 B between rounds whatever else runs on the machine (two identical
+ * checkouts differ by less than that), and are the figure to A/B; CPU µs per call include the
+ * socket's system calls and move with the machine's load, so they need more rounds and the
+ * paired differences.
+ *
  * `--fake`: no server and no HTTP/2. The grpc-js channels of the raw client (and of a `base`
  * checkout from before the mesh spoke HTTP/2 itself, whose endpoint connections were grpc-js
  * channels) are READY at once and their calls are answered in-process (the response metadata,

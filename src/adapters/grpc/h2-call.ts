@@ -19,7 +19,9 @@ import { gunzipSync, inflateSync } from 'node:zlib';
 import type { Metadata, StatusObject } from '@grpc/grpc-js';
 import type { FailureKind } from '../../core/outcome.ts';
 import type { GrpcJs } from './grpc-js.ts';
-import { httpStatusCode } from './h2-status.ts';
+import { closedStatus, frame, httpStatusCode, INTERNAL, OK, plainMetadata, plainStatus, RESOURCE_EXHAUSTED, UNAVAILABLE, UNKNOWN } from './h2-status.ts';
+
+export { frame } from './h2-status.ts';
 
 /** What an attempt is told of its stream. */
 export interface H2Listener {
@@ -40,22 +42,17 @@ export interface H2Listener {
   onMessageTooLarge(details: string): void;
 }
 
-const { NGHTTP2_NO_ERROR, NGHTTP2_REFUSED_STREAM, NGHTTP2_CANCEL, NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_INADEQUATE_SECURITY, NGHTTP2_INTERNAL_ERROR, NGHTTP2_FLAG_END_STREAM } = http2.constants;
-
-/** grpc-js's statuses. */
-const OK = 0;
-const CANCELLED = 1;
-const UNKNOWN = 2;
-const RESOURCE_EXHAUSTED = 8;
-const PERMISSION_DENIED = 7;
-const INTERNAL = 13;
-const UNAVAILABLE = 14;
+const { NGHTTP2_NO_ERROR, NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM } = http2.constants;
 
 /** The stream flags of the call. */
 const CAN_PUSH = 1;
 const READS_CLOSED = 2;
 const STATUS_OUT = 4;
 const SERVER_ENDED = 8;
+
+/** Where a stream's call is kept (the stream's handlers are shared: H2Call's static ones). */
+const CALL = Symbol('meshlet.grpc.h2call');
+type CallStream = http2.ClientHttp2Stream & { [CALL]: H2Call };
 
 /** One attempt's stream, and the framing and status mapping of grpc-js around it. */
 export class H2Call {
@@ -85,20 +82,48 @@ export class H2Call {
     this.#stream = stream;
     this.#listener = listener;
     this.#conn = conn;
-    stream.on('response', (headers, flags) => this.#response(headers, flags));
-    stream.on('trailers', (headers) => this.#trailers(headers));
-    stream.on('data', (chunk: Buffer) => this.#data(chunk));
-    stream.on('end', () => {
-      this.#bits |= READS_CLOSED;
-      this.#maybeOutput();
-    });
-    stream.on('error', (err: Error & { code?: string }) => {
-      // A reset the server sent comes as the close's rstCode; another error says why the stream broke.
-      if (err.code !== 'ERR_HTTP2_STREAM_ERROR') this.#internalError = err;
-    });
+    // One set of handlers for every stream (no closures per call): each finds its call on the stream.
+    (stream as CallStream)[CALL] = this;
+    stream.on('response', H2Call.#onResponse);
+    stream.on('trailers', H2Call.#onTrailers);
+    stream.on('data', H2Call.#onData);
+    stream.on('end', H2Call.#onEnd);
+    stream.on('error', H2Call.#onError);
+    stream.on('close', H2Call.#onClose);
+  }
+
+  static readonly #onResponse = function (this: CallStream, headers: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader, flags: number): void {
+    this[CALL].#response(headers, flags);
+  };
+
+  static readonly #onTrailers = function (this: CallStream, headers: http2.IncomingHttpHeaders): void {
+    this[CALL].#trailers(headers);
+  };
+
+  static readonly #onData = function (this: CallStream, chunk: Buffer): void {
+    this[CALL].#data(chunk);
+  };
+
+  static readonly #onEnd = function (this: CallStream): void {
+    const c = this[CALL];
+    c.#bits |= READS_CLOSED;
+    c.#maybeOutput();
+  };
+
+  static readonly #onError = function (this: CallStream, err: Error & { code?: string }): void {
+    // A reset the server sent comes as the close's rstCode; another error says why the stream broke.
+    if (err.code !== 'ERR_HTTP2_STREAM_ERROR') this[CALL].#internalError = err;
+  };
+
+  static readonly #onClose = function (this: CallStream): void {
     // An OK status has nothing to wait for; another waits a tick, as grpc-js's does, for the
     // connection's close to be seen (its streams then end `Connection dropped`).
-    stream.on('close', () => (this.#final?.code === OK ? undefined : process.nextTick(() => this.#closed())));
+    const c = this[CALL];
+    if (c.#final?.code !== OK) process.nextTick(H2Call.#closedLater, c);
+  };
+
+  static #closedLater(c: H2Call): void {
+    c.#closed();
   }
 
   // ── the request ──
@@ -152,6 +177,13 @@ export class H2Call {
       this.#trailers(headers);
       return;
     }
+    const plain = plainMetadata(headers, this.#g);
+    if (plain !== undefined) {
+      const enc = headers['grpc-encoding'];
+      if (typeof enc === 'string') this.#encoding = enc === 'identity' ? '' : enc;
+      if ((this.#bits & STATUS_OUT) === 0) this.#listener.onReceiveMetadata(plain);
+      return;
+    }
     let md: Metadata;
     try {
       md = this.#g.Metadata.fromHttp2Headers(headers);
@@ -170,6 +202,11 @@ export class H2Call {
   #trailers(headers: http2.IncomingHttpHeaders): void {
     this.#bits |= SERVER_ENDED;
     const g = this.#g;
+    const plain = plainStatus(headers, g);
+    if (plain !== undefined) {
+      this.#end(plain, undefined);
+      return;
+    }
     let md: Metadata;
     try {
       md = g.Metadata.fromHttp2Headers(headers);
@@ -297,60 +334,8 @@ export class H2Call {
   #closed(): void {
     this.#bits |= SERVER_ENDED;
     if (this.#final?.code === OK) return;
-    const rst = this.#stream.rstCode ?? NGHTTP2_NO_ERROR;
-    let code = INTERNAL;
-    let details: string;
-    // A stream the server reset: Envoy's remote reset (UR); the connection gone under it: connection termination (UC).
-    let kind: FailureKind = 'remote-reset';
-    if (this.#conn.dropped && rst !== NGHTTP2_REFUSED_STREAM && this.#final === undefined) {
-      code = UNAVAILABLE;
-      details = 'Connection dropped';
-      kind = 'reset';
-    } else
-      switch (rst) {
-        case NGHTTP2_NO_ERROR:
-          if (this.#final !== undefined) return;
-          // Ended without a status: not a reset of the server's, but no answer either.
-          kind = 'reset';
-          if (this.#http !== 0 && this.#http !== 200) {
-            code = httpStatusCode(this.#http);
-            details = `Received HTTP status code ${this.#http}`;
-          } else details = `Received RST_STREAM with code ${rst} (Call ended without gRPC status)`;
-          break;
-        case NGHTTP2_REFUSED_STREAM:
-          code = UNAVAILABLE;
-          details = 'Stream refused by server';
-          kind = 'refused-stream';
-          break;
-        case NGHTTP2_CANCEL:
-          code = CANCELLED;
-          details = 'Call cancelled';
-          break;
-        case NGHTTP2_ENHANCE_YOUR_CALM:
-          code = RESOURCE_EXHAUSTED;
-          details = 'Bandwidth exhausted or memory limit exceeded';
-          break;
-        case NGHTTP2_INADEQUATE_SECURITY:
-          code = PERMISSION_DENIED;
-          details = 'Protocol not secure enough';
-          break;
-        case NGHTTP2_INTERNAL_ERROR: {
-          const e = this.#internalError;
-          if (e === undefined) details = `Received RST_STREAM with code ${rst} (Internal server error)`;
-          else {
-            // The client's own error broke the stream (its socket reset): connection termination.
-            kind = 'reset';
-            if (e.code === 'ECONNRESET' || e.code === 'ETIMEDOUT') {
-              code = UNAVAILABLE;
-              details = e.message;
-            } else details = `Received RST_STREAM with code ${rst} triggered by internal client error: ${e.message}`;
-          }
-          break;
-        }
-        default:
-          details = `Received RST_STREAM with code ${rst}`;
-      }
-    this.#end({ code, details, metadata: new this.#g.Metadata() }, kind);
+    const r = closedStatus(this.#stream.rstCode ?? NGHTTP2_NO_ERROR, this.#http, this.#conn.dropped, this.#final !== undefined, this.#internalError);
+    if (r !== undefined) this.#end({ code: r.code, details: r.details, metadata: new this.#g.Metadata() }, r.kind);
   }
 
   /** The call's status (the first, or one that replaces an OK one not yet delivered); the stream is let go. */
@@ -388,13 +373,4 @@ export class H2Call {
     }
     s.close(this.#final.code === OK ? NGHTTP2_NO_ERROR : NGHTTP2_CANCEL);
   }
-}
-
-/** A message with gRPC's 5-byte prefix (uncompressed, its length). */
-export function frame(message: Buffer): Buffer {
-  const out = Buffer.allocUnsafe(message.length + 5);
-  out[0] = 0;
-  out.writeUInt32BE(message.length, 1);
-  message.copy(out, 5);
-  return out;
 }
