@@ -30,7 +30,12 @@ interface OnHead {
   add: AddedHeaders | undefined;
   overName: string | undefined;
   overValue: string;
+  /** Told of the head as it is written (status, header names): `meshlet:inbound:response`. */
+  seen: HeadSeen | undefined;
 }
+
+/** Told of a response head as it is written: its status, the names of its headers (lower-cased) and its `grpc-status`, if any. */
+export type HeadSeen = (status: number, names: string[], grpcStatus: string | undefined) => void;
 
 const kOnHead = Symbol('meshlet.onHead');
 type Res = ServerResponse & { [kOnHead]?: OnHead };
@@ -38,7 +43,7 @@ type Res = ServerResponse & { [kOnHead]?: OnHead };
 function planOf(res: Res): OnHead {
   let p = res[kOnHead];
   if (p === undefined) {
-    p = { writeHead: res.writeHead, strip: false, add: undefined, overName: undefined, overValue: '' };
+    p = { writeHead: res.writeHead, strip: false, add: undefined, overName: undefined, overValue: '', seen: undefined };
     res[kOnHead] = p;
     res.writeHead = onHead as ServerResponse['writeHead'];
   }
@@ -69,6 +74,11 @@ export function overwriteOnHead(res: ServerResponse, name: string, value: string
   p.overValue = value;
 }
 
+/** Tells `seen` of the response head when it is written (the app's, or the mesh's own answer). */
+export function seeHead(res: ServerResponse, seen: HeadSeen): void {
+  planOf(res).seen = seen;
+}
+
 function onHead(this: Res, status: number, ...rest: unknown[]): ServerResponse {
   const p = this[kOnHead] as OnHead;
   this.writeHead = p.writeHead;
@@ -79,7 +89,35 @@ function onHead(this: Res, status: number, ...rest: unknown[]): ServerResponse {
   if (p.add !== undefined) out = added(this, p.add, out);
   if (p.overName !== undefined) out = overwritten(this, p.overName, p.overValue, out);
   if (out !== given) rest[at] = out;
+  // What is written: the headers set on the response and those given here (node merges them in writeHead).
+  if (p.seen !== undefined) seen(this, p.seen, status, out);
   return (p.writeHead as (this: ServerResponse, ...a: unknown[]) => ServerResponse).call(this, status, ...rest);
+}
+
+function seen(res: ServerResponse, fn: HeadSeen, status: number, given: unknown): void {
+  const names = new Set(res.getHeaderNames());
+  if (given !== null && typeof given === 'object') {
+    if (!Array.isArray(given)) for (const k of Object.keys(given)) names.add(k.toLowerCase());
+    else if (given.length > 0 && Array.isArray(given[0])) for (const pair of given as unknown[][]) names.add(String(pair[0]).toLowerCase());
+    else for (let i = 0; i + 1 < given.length; i += 2) names.add(String(given[i]).toLowerCase());
+  }
+  let grpc: string | undefined;
+  if (names.has('grpc-status')) {
+    const v = res.getHeader('grpc-status') ?? headerIn(given, 'grpc-status');
+    grpc = v === undefined ? undefined : String(v);
+  }
+  fn(status, [...names], grpc);
+}
+
+function headerIn(given: unknown, name: string): unknown {
+  if (given === null || typeof given !== 'object') return undefined;
+  if (!Array.isArray(given)) {
+    for (const k of Object.keys(given)) if (k.toLowerCase() === name) return (given as Record<string, unknown>)[k];
+    return undefined;
+  }
+  if (given.length > 0 && Array.isArray(given[0])) return (given as unknown[][]).find((pair) => String(pair[0]).toLowerCase() === name)?.[1];
+  for (let i = 0; i + 1 < given.length; i += 2) if (String(given[i]).toLowerCase() === name) return given[i + 1];
+  return undefined;
 }
 
 /** Removed from an upgrade's answer (101): all but its `connection` and `upgrade`. */
