@@ -19,6 +19,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import { HOP_BY_HOP, isHopByHopName } from '../../core/hop-by-hop.ts';
+import { responseChannels } from '../../core/observe-response.ts';
 
 type AddedHeaders = Readonly<Record<string, string | readonly string[]>>;
 
@@ -30,8 +31,6 @@ interface OnHead {
   add: AddedHeaders | undefined;
   overName: string | undefined;
   overValue: string;
-  /** Told of the head as it is written (status, header names): `meshlet:inbound:response`. */
-  seen: HeadSeen | undefined;
 }
 
 /** Told of a response head as it is written: its status, the names of its headers (lower-cased) and its `grpc-status`, if any. */
@@ -43,7 +42,7 @@ type Res = ServerResponse & { [kOnHead]?: OnHead };
 function planOf(res: Res): OnHead {
   let p = res[kOnHead];
   if (p === undefined) {
-    p = { writeHead: res.writeHead, strip: false, add: undefined, overName: undefined, overValue: '', seen: undefined };
+    p = { writeHead: res.writeHead, strip: false, add: undefined, overName: undefined, overValue: '' };
     res[kOnHead] = p;
     res.writeHead = onHead as ServerResponse['writeHead'];
   }
@@ -74,9 +73,16 @@ export function overwriteOnHead(res: ServerResponse, name: string, value: string
   p.overValue = value;
 }
 
-/** Tells `seen` of the response head when it is written (the app's, or the mesh's own answer). */
+/**
+ * Who is told of each response's head (`meshlet:inbound:response`), kept aside rather than in
+ * the plan: a field there would cost every response's plan its bytes while nobody listens.
+ */
+const watchers = new WeakMap<ServerResponse, HeadSeen>();
+
+/** Tells `seen` of the response head when it is written (the app's, or the mesh's own answer); only while `meshlet:inbound:response` has subscribers. */
 export function seeHead(res: ServerResponse, seen: HeadSeen): void {
-  planOf(res).seen = seen;
+  planOf(res);
+  watchers.set(res, seen);
 }
 
 function onHead(this: Res, status: number, ...rest: unknown[]): ServerResponse {
@@ -90,7 +96,10 @@ function onHead(this: Res, status: number, ...rest: unknown[]): ServerResponse {
   if (p.overName !== undefined) out = overwritten(this, p.overName, p.overValue, out);
   if (out !== given) rest[at] = out;
   // What is written: the headers set on the response and those given here (node merges them in writeHead).
-  if (p.seen !== undefined) seen(this, p.seen, status, out);
+  if (responseChannels.inbound.hasSubscribers) {
+    const w = watchers.get(this);
+    if (w !== undefined) seen(this, w, status, out);
+  }
   return (p.writeHead as (this: ServerResponse, ...a: unknown[]) => ServerResponse).call(this, status, ...rest);
 }
 
