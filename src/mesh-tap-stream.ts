@@ -40,6 +40,22 @@ export interface TapRequest {
   readonly mirror?: true | undefined;
 }
 
+/** What an `rsp` record says (before its id): the response head, as Linkerd's tap's `rsp` event. */
+export interface TapResponse {
+  readonly direction: 'in' | 'out';
+  readonly status: number;
+  /** The gRPC status of a trailers-only answer (its head carries it), else absent. */
+  readonly grpcStatus?: number | undefined;
+  /** Microseconds from the request's start to the head. */
+  readonly latencyUs: number;
+  /** Outbound: this workload's address on the connection that answered, when it became known only now. */
+  readonly srcAddress?: string | undefined;
+  /** A reply the mesh made itself (`direct`, `redirect`, `cors`, `failure`), absent for the upstream's or the app's. */
+  readonly local?: string | undefined;
+  /** The names of the head's headers (never their values). */
+  readonly headers?: readonly string[] | undefined;
+}
+
 /** What an `end` record says (before its id). */
 export interface TapEnd {
   readonly direction: 'in' | 'out';
@@ -147,8 +163,10 @@ export class TapStream {
   #nextId = 0;
   /** Calls shown to this client, by their call object: the id their `end` carries. */
   readonly #ids = new WeakMap<object, number>();
-  /** With a status filter: requests held until their end says whether they pass. */
+  /** With a status filter: requests held until their response head or end says whether they pass. */
   readonly #held = new WeakMap<object, TapRequest>();
+  /** With a status filter: the response head of a held request whose status did not pass (its end decides). */
+  readonly #heldResponse = new WeakMap<object, TapResponse>();
   readonly #dropped: Drops = { rateLimited: 0, slowReader: 0 };
   readonly #reported: Drops = { rateLimited: 0, slowReader: 0 };
   #timer: Timer | undefined;
@@ -173,15 +191,39 @@ export class TapStream {
     this.#show(call, r);
   }
 
+  /** A request's response head was written (inbound) or reached its caller (outbound). */
+  response(call: object, p: TapResponse): void {
+    if (this.#ended) return;
+    if (this.#filter.status !== undefined) {
+      const r = this.#held.get(call);
+      if (r !== undefined) {
+        if (!statusMatches(this.#filter.status, p.status)) {
+          // Its end may still pass (a stream that broke off ends with no status: `status=0`).
+          this.#heldResponse.set(call, p);
+          return;
+        }
+        this.#held.delete(call);
+        this.#show(call, r);
+      }
+    }
+    const id = this.#ids.get(call);
+    if (id !== undefined) this.#write({ type: 'rsp', id, ...p });
+  }
+
   /** A request ended. */
   end(call: object, e: TapEnd): void {
     if (this.#ended) return;
     if (this.#filter.status !== undefined) {
       const r = this.#held.get(call);
-      if (r === undefined) return;
-      this.#held.delete(call);
-      if (!statusMatches(this.#filter.status, e.status)) return;
-      this.#show(call, r);
+      if (r !== undefined) {
+        this.#held.delete(call);
+        const p = this.#heldResponse.get(call);
+        this.#heldResponse.delete(call);
+        if (!statusMatches(this.#filter.status, e.status)) return;
+        this.#show(call, r);
+        const id = this.#ids.get(call);
+        if (p !== undefined && id !== undefined) this.#write({ type: 'rsp', id, ...p });
+      }
     }
     const id = this.#ids.get(call);
     if (id === undefined) return;

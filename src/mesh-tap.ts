@@ -25,16 +25,18 @@ import {
   type WorkloadIdentity,
 } from './core/observe.ts';
 import type { Mesh } from './mesh.ts';
+import { type CallResponseMessage, type InboundResponseMessage, responseChannels } from './core/observe-response.ts';
+import { LocalAddresses } from './mesh-tap-local.ts';
 import type { ClusterState } from './outbound/cluster-state.ts';
 import type { HostState } from './routing/balancer/host.ts';
-import { type TapEnd, type TapFilter, type TapRequest, TapStream } from './mesh-tap-stream.ts';
+import { type TapEnd, type TapFilter, type TapRequest, type TapResponse, TapStream } from './mesh-tap-stream.ts';
 
 /** What the tap reads of a mesh beyond its channels. */
 export interface TapSource {
   readonly mesh: Mesh;
   /** MeshConfig `trustDomain`. */
   readonly trustDomain: string;
-  /** The workload's own address (`createMesh({ sourceIp })`), when configured. */
+  /** The workload's own address (`createMesh({ sourceIp })`), when configured: every outbound record's `src`; else the local end of the call's connection. */
   readonly sourceIp: string | undefined;
 }
 
@@ -56,7 +58,7 @@ interface TappedExchange {
   readonly path?: string;
   readonly scheme?: string;
   readonly route?: { readonly name?: string } | undefined;
-  readonly cluster?: unknown;
+  readonly cluster?: { readonly name?: string } | undefined;
   readonly host?: unknown;
 }
 
@@ -86,8 +88,10 @@ export class MeshTap {
   readonly #subscriptions: [Channel, (m: unknown) => void][] = [];
   /** Outbound calls seen entering, until their `req` record is made. */
   readonly #entered = new WeakMap<object, Entered>();
-  /** Outbound calls whose `req` record was made. */
-  readonly #started = new WeakSet<object>();
+  /** Outbound calls whose `req` record was made, with the `src` it said. */
+  readonly #started = new WeakMap<object, string | undefined>();
+  /** The local ends of undici's connections, by endpoint (outbound `src` without `sourceIp`). */
+  readonly #local = new LocalAddresses();
   /** Each endpoint's TLS, decided once per config, endpoint and certificate rather than per call. */
   readonly #tls = new WeakMap<object, TlsMemo>();
   #closed = false;
@@ -141,6 +145,7 @@ export class MeshTap {
   }
 
   #subscribe(): void {
+    this.#local.start();
     const id = this.#source.mesh.identity;
     const mine = (m: { workload: WorkloadIdentity | undefined }): boolean => m.workload === id;
     this.#on(channels.callStart, (m: CallStartMessage) => {
@@ -166,6 +171,23 @@ export class MeshTap {
         attempts: 1,
       };
       for (const s of this.#streams) s.end(m.call, e);
+    });
+    this.#on(responseChannels.call, (m: CallResponseMessage) => {
+      if (!mine(m)) return;
+      // A reply the mesh made before any attempt (a direct response, a fault): its `req` now.
+      if (!this.#started.has(m.call)) this.#outboundRequest(m.call, (m.call as TappedExchange).cluster?.name, m.endpoint);
+      const said = this.#started.get(m.call);
+      const src = this.#source.sourceIp ?? m.localAddress ?? this.#local.of(m.endpoint);
+      const p: TapResponse = {
+        direction: 'out',
+        status: m.status,
+        grpcStatus: m.grpcStatus >= 0 ? m.grpcStatus : undefined,
+        latencyUs: Math.round(m.latencyMs * 1000),
+        srcAddress: src !== said ? src : undefined,
+        local: m.local,
+        headers: names(m.headers),
+      };
+      for (const s of this.#streams) s.response(m.call, p);
     });
     this.#on(channels.callEnd, (m: CallEndMessage) => {
       if (!mine(m)) return;
@@ -200,6 +222,17 @@ export class MeshTap {
       };
       for (const s of this.#streams) s.request(m.request, r);
     });
+    this.#on(responseChannels.inbound, (m: InboundResponseMessage) => {
+      if (!mine(m)) return;
+      const p: TapResponse = {
+        direction: 'in',
+        status: m.status,
+        grpcStatus: m.grpcStatus >= 0 ? m.grpcStatus : undefined,
+        latencyUs: Math.round(m.latencyMs * 1000),
+        headers: m.headerNames.length === 0 ? undefined : m.headerNames,
+      };
+      for (const s of this.#streams) s.response(m.request, p);
+    });
     this.#on(channels.inboundEnd, (m: InboundEndMessage) => {
       if (!mine(m)) return;
       const principal = m.peer?.principal;
@@ -220,7 +253,8 @@ export class MeshTap {
 
   /** The `req` record of an outbound call, at its first attempt (or at its end, `ended`, when it made none). */
   #outboundRequest(call: object, clusterName: string | undefined, endpoint: string | undefined, ended?: CallEndMessage): void {
-    this.#started.add(call);
+    const src = this.#source.sourceIp ?? this.#local.of(endpoint);
+    this.#started.set(call, src);
     const entered = this.#entered.get(call) ?? ended;
     this.#entered.delete(call);
     if (entered === undefined) return; // it entered before the tap started
@@ -239,7 +273,7 @@ export class MeshTap {
       path: withoutQuery(entered.path),
       route: ended === undefined ? ex.route?.name : ended.route,
       cluster: clusterName,
-      srcAddress: this.#source.sourceIp,
+      srcAddress: src,
       srcPrincipal: tls === 'mtls' ? local : undefined,
       dstAddress: endpoint,
       dstPrincipal: tls === 'mtls' && ep !== undefined ? `spiffe://${this.#source.trustDomain}/ns/${ep.namespace}/sa/${ep.serviceAccount}` : undefined,
@@ -273,6 +307,7 @@ export class MeshTap {
   }
 
   #unsubscribe(): void {
+    this.#local.stop();
     for (const [ch, f] of this.#subscriptions) ch.unsubscribe(f);
     this.#subscriptions.length = 0;
   }
@@ -286,6 +321,12 @@ function mirrorFlag(failure: string): string {
   // Its timeout (the route's) ended it, or the mesh closing did.
   if (failure === 'cancelled') return 'UT';
   return '-';
+}
+
+/** The names of a head's headers (never their values), or undefined when it has none. */
+function names(h: Readonly<Record<string, unknown>>): string[] | undefined {
+  const n = Object.keys(h).filter((k) => h[k] !== undefined);
+  return n.length === 0 ? undefined : n;
 }
 
 /** Milliseconds to the microsecond. */

@@ -29,6 +29,8 @@ import { MeshletError } from './errors.ts';
 import { ExchangeState, type LocalReplyKind } from './exchange-state.ts';
 import { applyHeaderOps, type Controller, type Headers, type ResponseHandler, type ResponseHeaderOps } from './handler.ts';
 import { channels } from './observe.ts';
+import { responseChannels } from './observe-response.ts';
+import { publishCallResponse } from './call-response.ts';
 
 export type { Controller, ErrorMode, Headers, ResponseHandler, ResponseHeaderOps, Waiter } from './handler.ts';
 export { applyHeaderOps, NO_CONTROLLER } from './handler.ts';
@@ -166,6 +168,7 @@ export class Exchange extends ExchangeState implements Controller, ResponseHandl
     const ops = this.responseOps;
     if (ops !== undefined) for (let i = 0; i < ops.length; i++) applyHeaderOps(headers, ops[i] as ResponseHeaderOps);
     this.responseHeaders = headers;
+    if (responseChannels.call.hasSubscribers) publishCallResponse(this, statusCode, headers, this.answeredOn());
     this.deliverHead(controller, statusCode, headers, statusMessage, ops !== undefined || tapped || stamped);
   }
 
@@ -209,6 +212,11 @@ export class Exchange extends ExchangeState implements Controller, ResponseHandl
    */
   protected upstreamHead(_headers: Headers): boolean {
     return false;
+  }
+
+  /** The local end (`address:port`) of the connection the answering attempt used, when the transport knows it (`meshlet:call:response`). */
+  protected answeredOn(): string | undefined {
+    return undefined;
   }
 
   /**
@@ -277,6 +285,7 @@ export class Exchange extends ExchangeState implements Controller, ResponseHandl
         this._release();
         return;
       }
+      if (responseChannels.call.hasSubscribers) publishCallResponse(this, status, headers, undefined);
       h.onResponseStart?.(this, status, headers, '');
       if (this.aborted) {
         const reason = this.reason ?? abortError();

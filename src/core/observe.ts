@@ -22,11 +22,10 @@
  * | `meshlet:retry:budget-exhausted` | a retry the policy allowed was not made: the destination's retry budget (or `maxRetries`) was used up (flag UO) | {@link RetryBudgetExhaustedMessage} |
  * | `meshlet:pool:overflow` | an attempt was refused by the destination's connection-pool limits (503, flag UO) | {@link PoolOverflowMessage} |
  * | `meshlet:mirror:dropped` | a mirrored copy was not sent (too many in flight, a request body larger than the retry buffer, or no cluster to send it to) | {@link MirrorDroppedMessage} |
- *
+ * | `meshlet:call:response`, `meshlet:inbound:response` | a response head reached the caller, or was written (`observe-response.ts`; connections: `observe-connections.ts`) | — |
  * Every message names the mesh it comes from (`workload`), so one subscriber serves every mesh
  * of the process; calls carry their `Exchange` as `call`, the same object in every message of
  * one call (for correlation, e.g. a span per call and a child per attempt).
- *
  * @example
  * import { subscribe } from 'node:diagnostics_channel';
  * subscribe('meshlet:call:end', (m) => console.log(m.route, m.status, m.flags, m.durationMs));

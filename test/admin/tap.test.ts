@@ -303,8 +303,8 @@ describe('admin /tap', () => {
       assert.deepEqual(await paths(taps.path, 2), ['out /reviews/1', 'in /reviews/in']);
       assert.deepEqual(await paths(taps.route, 1), ['out /ratings/1']);
       assert.deepEqual(await paths(taps.cluster, 3), ['out /reviews/1', 'out /other', 'out /last']);
-      // With a status filter a request is shown when it ends: its req and end together.
-      assert.deepEqual(taps.status.records.slice(1).map((r) => [r.type, r.id, r.path ?? r.status]), [['req', 1, '/ratings/1'], ['end', 1, 503]]);
+      // With a status filter a request is shown once its response head (or its end) says it passes: its req, rsp and end.
+      assert.deepEqual(taps.status.records.slice(1).map((r) => [r.type, r.id, r.path ?? r.status]), [['req', 1, '/ratings/1'], ['rsp', 1, 503], ['end', 1, 503]]);
 
       for (const [q, why] of [
         ['?direction=up', /direction must be in or out/],
@@ -341,7 +341,7 @@ describe('admin /tap', () => {
       await tap.wait('dropped', 2);
       assert.deepEqual(
         tap.records.slice(1).map((r) => (r.type === 'dropped' ? `dropped ${r.rateLimited}` : `${r.type} ${r.type === 'req' ? r.path : r.id}`)),
-        ['req /a/0', 'end 1', 'req /a/1', 'end 2', 'dropped 3', 'req /b/0', 'end 3', 'req /b/1', 'end 4', 'dropped 4'],
+        ['req /a/0', 'rsp 1', 'end 1', 'req /a/1', 'rsp 2', 'end 2', 'dropped 3', 'req /b/0', 'rsp 3', 'end 3', 'req /b/1', 'rsp 4', 'end 4', 'dropped 4'],
       );
       assert.equal(tap.records.at(-1)?.slowReader, 0);
     } finally {

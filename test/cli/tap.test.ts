@@ -51,14 +51,17 @@ describe('meshlet tap and top', () => {
     await up.close();
   });
 
-  it('tap prints req and end lines as linkerd viz tap, stops after --count requests ended, and shows no query', async () => {
+  it('tap prints req, rsp and end lines as linkerd viz tap, stops after --count requests ended, and shows no query', async () => {
     const r = await meshletAsync(['tap', port, '--count', '4', '--path', '/reviews/', '--duration', '60s']);
     assert.equal(r.code, 0, r.stderr);
     const lines = r.stdout.trimEnd().split('\n');
     assert.equal(lines.filter((l) => l.startsWith('end ')).length, 4, r.stdout);
-    assert.match(lines[0] as string, new RegExp(`^req id=1 proxy=out src=- dst=127\\.0\\.0\\.1:${up.port} tls=false :method=GET :authority=reviews\\.default\\.svc\\.cluster\\.local:9080 :path=/reviews/1$`));
+    // src: this workload's end of the connection, once the call's connection is known (its rsp at the latest).
+    assert.match(lines[0] as string, new RegExp(`^req id=1 proxy=out src=(?:-|127\\.0\\.0\\.1:\\d+) dst=127\\.0\\.0\\.1:${up.port} tls=false :method=GET :authority=reviews\\.default\\.svc\\.cluster\\.local:9080 :path=/reviews/1$`));
+    assert.match(lines[1] as string, new RegExp(`^rsp id=1 proxy=out src=127\\.0\\.0\\.1:\\d+ dst=127\\.0\\.0\\.1:${up.port} tls=false :status=200 latency=\\d+µs$`));
     const end = lines.find((l) => l.startsWith('end id=1 ')) as string;
-    assert.match(end, new RegExp(`^end id=1 proxy=out src=- dst=127\\.0\\.0\\.1:${up.port} tls=false :status=200 latency=\\d+µs response-length=7B flags=-$`));
+    assert.match(end, new RegExp(`^end id=1 proxy=out src=127\\.0\\.0\\.1:\\d+ dst=127\\.0\\.0\\.1:${up.port} tls=false :status=200 latency=\\d+µs response-length=7B flags=-$`));
+    assert.equal(lines.filter((l) => l.startsWith('rsp ')).length >= 4, true, r.stdout);
     assert.equal(r.stdout.includes('SECRET'), false);
   });
 
@@ -66,14 +69,16 @@ describe('meshlet tap and top', () => {
     const r = await meshletAsync(['tap', mesh.adminUrl as string, '-o', 'json', '--status', '5xx', '--count', '2', '--duration', '60s']);
     assert.equal(r.code, 0, r.stderr);
     const records = r.stdout.trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-    assert.deepEqual(records.map((x) => [x.type, x.type === 'req' ? x.path : x.status]), [['req', '/down'], ['end', 503], ['req', '/down'], ['end', 503]]);
+    assert.deepEqual(records.map((x) => [x.type, x.type === 'req' ? x.path : x.status]), [['req', '/down'], ['rsp', 503], ['end', 503], ['req', '/down'], ['rsp', 503], ['end', 503]]);
+    const rsp = records[1] as Record<string, unknown>;
+    assert.deepEqual([rsp.id, rsp.direction, rsp.local, typeof rsp.latencyUs], [records[0]?.id, 'out', 'direct', 'number']);
   });
 
   it('prints what a hostile endpoint sends inert: no raw escape or bidi control reaches the terminal', async () => {
     const fake = createServer((_req, res) => {
       res.setHeader('content-type', 'application/x-ndjson');
       res.write(`${JSON.stringify({ type: 'start', workload: 'x' })}\n`);
-      res.end(`${JSON.stringify({ type: 'req', id: 1, direction: 'out', method: 'GET', authority: 'a\u202eb', path: '/\u001b[31mred', tls: false })}\n${JSON.stringify({ type: 'end', id: 1, status: 200, flags: '\u001b]0;title\u0007', latencyMs: 1 })}\n`);
+      res.end(`${JSON.stringify({ type: 'req', id: 1, direction: 'out', method: 'GET', authority: 'a\u202eb', path: '/\u001b[31mred', tls: false })}\n${JSON.stringify({ type: 'rsp', id: 1, status: '\u001b[2J', srcAddress: '\u202e10.0.0.1', latencyUs: 1 })}\n${JSON.stringify({ type: 'end', id: 1, status: 200, flags: '\u001b]0;title\u0007', latencyMs: 1 })}\n`);
     });
     await new Promise<void>((r) => fake.listen(0, '127.0.0.1', r));
     try {
@@ -82,6 +87,7 @@ describe('meshlet tap and top', () => {
       assert.equal(hasUnsafe(r.stdout.replaceAll('\n', '')), false, JSON.stringify(r.stdout));
       assert.match(r.stdout, /:authority=a\\u202eb :path=\/\\x1b\[31mred$/m);
       assert.match(r.stdout, /flags=\\x1b\]0;title\\x07$/m);
+      assert.match(r.stdout, /^rsp id=1 proxy=out src=\\u202e10\.0\.0\.1 dst=- tls=false :status=\\x1b\[2J latency=1µs$/m);
       assert.match(r.stderr, /the stream ended/);
     } finally {
       await new Promise((r) => fake.close(r));

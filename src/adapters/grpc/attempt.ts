@@ -20,7 +20,8 @@ import { MessageBody, type MessageSink, type WriteAck } from './body.ts';
 import type { Conn, ConnWaiter } from './conn.ts';
 import type { AttemptOwner, EndpointConns } from './pools.ts';
 import { GrpcCallError } from './classify.ts';
-import { GrpcExchange } from './exchange.ts';
+import { GrpcExchange, noteAnsweredOn } from './exchange.ts';
+import { responseChannels } from '../../core/observe-response.ts';
 import { H2Call, type H2Listener } from './h2-call.ts';
 import { encodeGrpcMessage, expectedTimeout, grpcTimeout, metadataOf, requestMetadataOf, responseHeadersOf, setGrpcTimeout, statusTrailersOf } from './metadata.ts';
 
@@ -259,6 +260,7 @@ export class GrpcAttempt implements Controller, H2Listener, ConnWaiter, MessageS
   #upstream(headers: Headers, metadata: Metadata): void {
     const ex = this.#ex;
     if (ex instanceof GrpcExchange) ex.upstreamAnswer(headers, metadata);
+    if (responseChannels.call.hasSubscribers) noteAnsweredOn(ex, this.conn?.localAddress);
   }
 
   onReceiveMetadata(metadata: Metadata): void {

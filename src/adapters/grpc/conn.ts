@@ -20,6 +20,7 @@ import type { TLSSocket } from 'node:tls';
 import type { Clock, Timer } from '../../core/clock.ts';
 import { upstreamConnectionChannel as events, type UpstreamConnectionMessage } from '../../core/observe-connections.ts';
 import { tlsFailureReason } from '../../core/tls-failure.ts';
+import { formatHostPort } from '../../core/host-port.ts';
 import type { TcpKeepalive } from '../../routing/cluster-settings.ts';
 import { applyKeepalive } from '../keepalive.ts';
 import { type TlsPlan, tlsConnector } from '../undici/tls-connector.ts';
@@ -91,6 +92,12 @@ export class Conn {
   #closed = false;
   /** When the connect began, on the mesh clock (`upstream_cx_connect_ms`). */
   readonly #startedAt: number;
+
+  /** The socket's local end (`address:port`), once it is connected. */
+  get localAddress(): string | undefined {
+    const a = this.#socket?.localAddress;
+    return a === undefined ? undefined : formatHostPort(a, this.#socket?.localPort ?? 0);
+  }
 
   constructor(t: ConnTarget, onDead?: (c: Conn) => void) {
     this.#t = t;

@@ -11,6 +11,7 @@ import type { Metadata } from '@grpc/grpc-js';
 import { MeshletError } from '../../core/errors.ts';
 import { Exchange, type Controller, type Headers, type LocalReplyKind } from '../../core/exchange.ts';
 import { GRPC_STATUS, httpToGrpc } from '../../core/grpc-status.ts';
+import { responseChannels } from '../../core/observe-response.ts';
 import { localReplyText } from '../../core/local-reply.ts';
 import { OVERLOADED_HEADER } from '../undici/render.ts';
 import { PREFIX_BYTES } from './body.ts';
@@ -35,6 +36,17 @@ export function grpcStatusOfError(err: Error): number {
   return err.name === 'AbortError' ? GRPC_STATUS.CANCELLED : GRPC_STATUS.UNKNOWN;
 }
 
+/**
+ * The local end of the connection each call's answering attempt used, kept only while
+ * `meshlet:call:response` has subscribers (no field on every call for it).
+ */
+const answeredOn = new WeakMap<object, string>();
+
+/** Notes the local end (`address:port`) of the connection an attempt of `ex` got its answer on (only while `meshlet:call:response` has subscribers). */
+export function noteAnsweredOn(ex: object, localAddress: string | undefined): void {
+  if (localAddress !== undefined && responseChannels.call.hasSubscribers) answeredOn.set(ex, localAddress);
+}
+
 /** An Exchange whose caller is a grpc-js call. */
 export class GrpcExchange extends Exchange {
   /** Set when the mesh answers itself with a direct response or a redirect (not a gRPC answer). */
@@ -56,6 +68,10 @@ export class GrpcExchange extends Exchange {
   #answerMetadata: Metadata | undefined = undefined;
   /** The head delivered to the caller is the attempt's, unchanged: its Metadata. */
   #headMetadata: Metadata | undefined = undefined;
+
+  protected override answeredOn(): string | undefined {
+    return answeredOn.get(this);
+  }
 
   /** An attempt got a head or trailers (`headers`), made from `metadata`. */
   upstreamAnswer(headers: Headers, metadata: Metadata): void {

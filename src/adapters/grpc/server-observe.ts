@@ -23,6 +23,7 @@ import type { ConnectionInfo, Judgement } from '../../inbound/guard.ts';
 import type { Denial, InboundRequest } from '../../inbound/pipeline.ts';
 import { authzPolicyOf, DOWNSTREAM_DISCONNECT, denialOutcome, type InboundObserver, startMessage, VIA_UPSTREAM } from '../server/observe-inbound.ts';
 import type { PeerHeaders } from '../server/peer-exchange.ts';
+import { type InboundResponseMessage, responseChannels } from '../../core/observe-response.ts';
 
 /** Bytes of metadata on the wire, roughly: names and values (`-bin` as base64) and HPACK's per-entry overhead. */
 export function metadataBytes(md: Metadata | Headers | undefined): number {
@@ -103,6 +104,14 @@ export class GrpcInboundObservation {
     this.#headSent = true;
     this.#responseBytes += metadataBytes(md) + 16;
     this.#responseHeaders = Object.assign(Object.create(null), md.toHttp2Headers(), { 'content-type': 'application/grpc' });
+    if (responseChannels.inbound.hasSubscribers) this.#published(-1);
+  }
+
+  /** `meshlet:inbound:response`: the head went out (`grpcStatus`: a trailers-only answer's). */
+  #published(grpcStatus: number): void {
+    const s = this.start;
+    const headerNames = Object.keys(this.#responseHeaders ?? {}).map((k) => k.toLowerCase());
+    responseChannels.inbound.publish({ workload: s.workload, request: s.request, protocol: 'grpc', status: 200, grpcStatus, headerNames, latencyMs: this.#clock.now() - this.#startedAt } satisfies InboundResponseMessage);
   }
 
   /** A response message of `bytes` serialized bytes went out. */
@@ -115,7 +124,10 @@ export class GrpcInboundObservation {
   status(s: PartialStatusObject): void {
     const md = s.metadata ?? undefined;
     this.#responseBytes += metadataBytes(md) + s.details.length + 24;
-    if (!this.#headSent) this.#responseHeaders = Object.assign(Object.create(null), md?.toHttp2Headers(), { 'content-type': 'application/grpc', 'grpc-status': String(s.code) });
+    if (!this.#headSent) {
+      this.#responseHeaders = Object.assign(Object.create(null), md?.toHttp2Headers(), { 'content-type': 'application/grpc', 'grpc-status': String(s.code) });
+      if (responseChannels.inbound.hasSubscribers) this.#published(s.code);
+    }
     this.#end(s.code);
   }
 
@@ -195,7 +207,7 @@ export function observeGrpcInbound(
   deadline: number,
   peerMetadata?: PeerHeaders,
 ): GrpcInboundObservation | undefined {
-  if (observer === undefined || !(channels.inboundStart.hasSubscribers || channels.inboundEnd.hasSubscribers)) return undefined;
+  if (observer === undefined || !(channels.inboundStart.hasSubscribers || channels.inboundEnd.hasSubscribers || responseChannels.inbound.hasSubscribers)) return undefined;
   const o = new GrpcInboundObservation(observer, request, headers, path, authority, conn, deadline, peerMetadata);
   o.publish();
   return o;

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, } from 'node:http';
 import type { Headers } from '../../core/handler.ts';
 import { hostConflict } from '../../inbound/guard.ts';
 import type { InboundRequest } from '../../inbound/pipeline.ts';

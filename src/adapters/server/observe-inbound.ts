@@ -25,6 +25,8 @@ import { channels, type InboundEndMessage, type InboundStartMessage, type Worklo
 import type { ConnectionInfo, Judgement } from '../../inbound/guard.ts';
 import type { AuthzDecision, Denial, InboundRequest } from '../../inbound/pipeline.ts';
 import { OVERFLOW_DETAILS } from '../../inbound/connection-pool.ts';
+import { type InboundResponseMessage, responseChannels } from '../../core/observe-response.ts';
+import { seeHead } from './on-head.ts';
 
 /** What a guard publishes its requests as (set by the mesh's servers; unset: nothing is published). */
 export interface InboundObserver {
@@ -272,6 +274,15 @@ export class InboundObservation {
     // observed responses another shape than the app's others (a raw server's in the same process),
     // and node:http's and the framework's code would run polymorphic on them.
     res.on('close', () => this.#end());
+    if (responseChannels.inbound.hasSubscribers) {
+      const start = this.start;
+      const startedAt = this.#startedAt;
+      seeHead(res, (status, headerNames, grpc) => {
+        if (!responseChannels.inbound.hasSubscribers) return;
+        const g = grpc === undefined ? -1 : Number(grpc);
+        responseChannels.inbound.publish({ workload: start.workload, request: req, protocol: start.protocol, status, grpcStatus: Number.isInteger(g) && g >= 0 ? g : -1, headerNames, latencyMs: o.clock.now() - startedAt } satisfies InboundResponseMessage);
+      });
+    }
   }
 
   /** Publishes the start (subscribers may set `wrap` and add headers). */
@@ -371,7 +382,7 @@ export function observeInbound(
   peerMetadata?: PeerHeaders,
   names?: number,
 ): InboundObservation | undefined {
-  if (observer === undefined || !(channels.inboundStart.hasSubscribers || channels.inboundEnd.hasSubscribers)) return undefined;
+  if (observer === undefined || !(channels.inboundStart.hasSubscribers || channels.inboundEnd.hasSubscribers || responseChannels.inbound.hasSubscribers)) return undefined;
   const o = new InboundObservation(observer, req, res, headers, method, authority, path, conn, peerMetadata, names);
   o.publish();
   return o;

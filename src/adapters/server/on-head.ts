@@ -19,6 +19,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import { HOP_BY_HOP, isHopByHopName } from '../../core/hop-by-hop.ts';
+import { responseChannels } from '../../core/observe-response.ts';
 
 type AddedHeaders = Readonly<Record<string, string | readonly string[]>>;
 
@@ -31,6 +32,9 @@ interface OnHead {
   overName: string | undefined;
   overValue: string;
 }
+
+/** Told of a response head as it is written: its status, the names of its headers (lower-cased) and its `grpc-status`, if any. */
+export type HeadSeen = (status: number, names: string[], grpcStatus: string | undefined) => void;
 
 const kOnHead = Symbol('meshlet.onHead');
 type Res = ServerResponse & { [kOnHead]?: OnHead };
@@ -69,6 +73,18 @@ export function overwriteOnHead(res: ServerResponse, name: string, value: string
   p.overValue = value;
 }
 
+/**
+ * Who is told of each response's head (`meshlet:inbound:response`), kept aside rather than in
+ * the plan: a field there would cost every response's plan its bytes while nobody listens.
+ */
+const watchers = new WeakMap<ServerResponse, HeadSeen>();
+
+/** Tells `seen` of the response head when it is written (the app's, or the mesh's own answer); only while `meshlet:inbound:response` has subscribers. */
+export function seeHead(res: ServerResponse, seen: HeadSeen): void {
+  planOf(res);
+  watchers.set(res, seen);
+}
+
 function onHead(this: Res, status: number, ...rest: unknown[]): ServerResponse {
   const p = this[kOnHead] as OnHead;
   this.writeHead = p.writeHead;
@@ -79,7 +95,38 @@ function onHead(this: Res, status: number, ...rest: unknown[]): ServerResponse {
   if (p.add !== undefined) out = added(this, p.add, out);
   if (p.overName !== undefined) out = overwritten(this, p.overName, p.overValue, out);
   if (out !== given) rest[at] = out;
+  // What is written: the headers set on the response and those given here (node merges them in writeHead).
+  if (responseChannels.inbound.hasSubscribers) {
+    const w = watchers.get(this);
+    if (w !== undefined) seen(this, w, status, out);
+  }
   return (p.writeHead as (this: ServerResponse, ...a: unknown[]) => ServerResponse).call(this, status, ...rest);
+}
+
+function seen(res: ServerResponse, fn: HeadSeen, status: number, given: unknown): void {
+  const names = new Set(res.getHeaderNames());
+  if (given !== null && typeof given === 'object') {
+    if (!Array.isArray(given)) for (const k of Object.keys(given)) names.add(k.toLowerCase());
+    else if (given.length > 0 && Array.isArray(given[0])) for (const pair of given as unknown[][]) names.add(String(pair[0]).toLowerCase());
+    else for (let i = 0; i + 1 < given.length; i += 2) names.add(String(given[i]).toLowerCase());
+  }
+  let grpc: string | undefined;
+  if (names.has('grpc-status')) {
+    const v = res.getHeader('grpc-status') ?? headerIn(given, 'grpc-status');
+    grpc = v === undefined ? undefined : String(v);
+  }
+  fn(status, [...names], grpc);
+}
+
+function headerIn(given: unknown, name: string): unknown {
+  if (given === null || typeof given !== 'object') return undefined;
+  if (!Array.isArray(given)) {
+    for (const k of Object.keys(given)) if (k.toLowerCase() === name) return (given as Record<string, unknown>)[k];
+    return undefined;
+  }
+  if (given.length > 0 && Array.isArray(given[0])) return (given as unknown[][]).find((pair) => String(pair[0]).toLowerCase() === name)?.[1];
+  for (let i = 0; i + 1 < given.length; i += 2) if (String(given[i]).toLowerCase() === name) return given[i + 1];
+  return undefined;
 }
 
 /** Removed from an upgrade's answer (101): all but its `connection` and `upgrade`. */

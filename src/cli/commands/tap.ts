@@ -2,8 +2,9 @@
  * `meshlet tap <admin-url-or-port>`: a running mesh's requests as they happen, from its admin
  * endpoint's `/tap`, one line each as Linkerd's `linkerd viz tap` prints them:
  *
- *     req id=1 proxy=out src=- dst=10.0.0.11:9080 tls=true :method=GET :authority=reviews:9080 :path=/reviews/1
- *     end id=1 proxy=out src=- dst=10.0.0.11:9080 tls=true :status=200 latency=1234µs response-length=295B flags=-
+ *     req id=1 proxy=out src=10.0.0.7:41234 dst=10.0.0.11:9080 tls=true :method=GET :authority=reviews:9080 :path=/reviews/1
+ *     rsp id=1 proxy=out src=10.0.0.7:41234 dst=10.0.0.11:9080 tls=true :status=200 latency=1180µs
+ *     end id=1 proxy=out src=10.0.0.7:41234 dst=10.0.0.11:9080 tls=true :status=200 latency=1234µs response-length=295B flags=-
  *
  * or the records themselves (`-o json`, one JSON object a line). Everything the endpoint sent is
  * printed inert (escape.ts).
@@ -19,7 +20,8 @@ export const tapHelp = `Usage: meshlet tap <admin-url-or-port> [options]
 
 A running mesh's requests as they happen — the ones it makes (proxy=out) and the ones its
 servers receive (proxy=in) — read from its admin endpoint (createMesh({ admin }); docs/admin.md),
-one line per request start and end, as 'linkerd viz tap' prints them. Paths are shown without
+one line per request start (req), response head (rsp: its status and the latency to it) and
+end, as 'linkerd viz tap' prints them. Paths are shown without
 their query string; no header value or body is ever shown.
 <admin-url-or-port>: http://127.0.0.1:15000, localhost:15000 or 15000 (kubectl port-forward
 pod/<pod> 15000 reaches a pod's). Runs until interrupted, --count or --duration.
@@ -30,7 +32,7 @@ ${TAP_HELP}
   -o, --output json          print the records themselves, one JSON object a line (docs/admin.md)
 `;
 
-/** Most requests whose start line was printed and whose end has not come (their src/dst for the end line). */
+/** Most requests whose start line was printed and whose end has not come (their src/dst for the rsp and end lines). */
 const MAX_OPEN = 10_000;
 
 /** Linkerd's flow part of a line: `proxy=out src=… dst=… tls=true`. */
@@ -92,6 +94,16 @@ export async function tapCommand(argv: string[]): Promise<number> {
         if (open.size >= MAX_OPEN) open.delete(open.keys().next().value as number);
         open.set(id, f);
         out(`req id=${id} ${f} :method=${field(r, 'method')} :authority=${field(r, 'authority')} :path=${field(r, 'path')}${r.mirror === true ? ' mirror=true' : ''}`);
+      } else if (type === 'rsp') {
+        const id = numberField(r, 'id') ?? 0;
+        let f = open.get(id);
+        // The connection that answered named this workload's address (outbound src) only now.
+        const src = field(r, 'srcAddress');
+        if (f !== undefined && src !== '') {
+          f = f.replace(/ src=\S* /, () => ` src=${src} `);
+          open.set(id, f);
+        }
+        out(`rsp id=${id} ${f ?? `proxy=${field(r, 'direction')}`} :status=${field(r, 'status')} latency=${Math.round(numberField(r, 'latencyUs') ?? 0)}µs`);
       } else if (type === 'end') {
         const id = numberField(r, 'id') ?? 0;
         const f = open.get(id) ?? `proxy=${field(r, 'direction')}`;
