@@ -48,7 +48,6 @@ export function removeHopByHop<H extends Headers | Record<string, unknown>>(head
 /** Whether a raw header name (bytes or text, any case) is one of `names`, compared without allocating. */
 export function isHopByHopName(name: unknown, names: readonly string[] = HOP_BY_HOP): boolean {
   const len = (name as { length?: unknown }).length;
-  if (len !== 7 && len !== 10 && len !== 16 && len !== 17) return false;
   for (const n of names) {
     if (n.length !== len) continue;
     let same = true;

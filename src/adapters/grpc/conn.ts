@@ -145,7 +145,7 @@ export class Conn {
       socket.destroy();
       return;
     }
-    const session = http2.connect(`${scheme}://${this.#t.address.includes(':') ? `[${this.#t.address}]` : this.#t.address}:${this.#t.port}`, { ...SESSION_OPTIONS, createConnection: () => socket });
+    const session = http2.connect(`${scheme}://${formatHostPort(this.#t.address, this.#t.port)}`, { ...SESSION_OPTIONS, createConnection: () => socket });
     this.session = session;
     let lastError: Error | undefined;
     session.on('error', (err: Error) => {

@@ -19,7 +19,7 @@ import { gunzipSync, inflateSync } from 'node:zlib';
 import type { Metadata, StatusObject } from '@grpc/grpc-js';
 import type { FailureKind } from '../../core/outcome.ts';
 import type { GrpcJs } from './grpc-js.ts';
-import { closedStatus, frame, httpStatusCode, INTERNAL, OK, plainMetadata, plainStatus, RESOURCE_EXHAUSTED, UNAVAILABLE, UNKNOWN } from './h2-status.ts';
+import { closedStatus, frame, httpStatusCode, INTERNAL, OK, plainMetadata, plainStatus, RESOURCE_EXHAUSTED, statusDetails, UNAVAILABLE, UNKNOWN } from './h2-status.ts';
 
 export { frame } from './h2-status.ts';
 
@@ -220,11 +220,7 @@ export class H2Call {
       let details = '';
       const message = md.get('grpc-message')[0];
       if (typeof message === 'string') {
-        try {
-          details = decodeURI(message);
-        } catch {
-          details = message;
-        }
+        details = statusDetails(message);
         md.remove('grpc-message');
       }
       status = { code: Number(code), details, metadata: md };

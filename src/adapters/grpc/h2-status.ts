@@ -65,15 +65,16 @@ export function plainStatus(headers: http2.IncomingHttpHeaders, g: GrpcJs): Stat
     if (k.charCodeAt(0) !== 58 && (typeof v !== 'string' || !LEGAL_VALUE.test(v))) return undefined;
   }
   if (code === undefined) return undefined;
-  let details = '';
-  if (message !== undefined) {
-    try {
-      details = decodeURI(message);
-    } catch {
-      details = message;
-    }
+  return { code: Number(code), details: message === undefined ? '' : statusDetails(message), metadata: new g.Metadata() };
+}
+
+/** A `grpc-message` as grpc-js reads it: percent-decoded (`decodeURI`), or as sent when that fails. */
+export function statusDetails(message: string): string {
+  try {
+    return decodeURI(message);
+  } catch {
+    return message;
   }
-  return { code: Number(code), details, metadata: new g.Metadata() };
 }
 
 /** What grpc-js's Metadata takes as a name (metadata.js `validate`). */

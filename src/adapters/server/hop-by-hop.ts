@@ -20,36 +20,24 @@
 import type { IncomingMessage } from 'node:http';
 import { isHopByHopName, REQUEST_HOP_BY_HOP, removeHopByHop } from '../../core/hop-by-hop.ts';
 
+/** What leaves a request: the hop-by-hop headers and `te` (put back as `trailers` when it offers them). */
+const REQUEST_AND_TE: readonly string[] = [...REQUEST_HOP_BY_HOP, 'te'];
+
 /** Takes the hop-by-hop headers off an HTTP/1 request before anyone reads it (HTTP/2 carries none but `te: trailers`). */
 export function stripRequestHopByHop(req: IncomingMessage): void {
   if (req.httpVersionMajor !== 1) return;
   const raw = req.rawHeaders;
-  let te = false;
-  let hop = false;
-  for (let i = 0; i < raw.length; i += 2) {
-    const n = raw[i] as string;
-    if (n.length === 2 && n.toLowerCase() === 'te') te = true;
-    else if (!hop && isHopByHopName(n, REQUEST_HOP_BY_HOP)) hop = true;
-  }
-  if (!hop && !te) return;
+  let found = false;
+  for (let i = 0; i < raw.length && !found; i += 2) found = isHopByHopName(raw[i], REQUEST_AND_TE);
+  if (!found) return;
   const h = req.headers;
   // An upgrade (Connection names it, Upgrade says to what): Envoy forwards both as they are, and leaves `te` alone.
   if (h.upgrade !== undefined && typeof h.connection === 'string' && /(^|,)\s*upgrade\s*(,|$)/i.test(h.connection)) return;
-  const headers = removeHopByHop(h as Record<string, unknown>, raw, REQUEST_HOP_BY_HOP);
-  if (te) {
-    // `te: trailers` survives (gRPC servers insist on it), any other transfer coding offered goes.
-    const offered = typeof h.te === 'string' && h.te.split(',').some((c) => (c.split(';')[0] as string).trim().toLowerCase() === 'trailers');
-    if (offered) headers.te = 'trailers';
-    else delete headers.te;
-    let w = 0;
-    for (let r = 0; r + 1 < raw.length; r += 2) {
-      const n = raw[r] as string;
-      if (n.length === 2 && n.toLowerCase() === 'te') continue;
-      raw[w++] = n;
-      raw[w++] = raw[r + 1] as string;
-    }
-    raw.length = w;
-    if (offered) raw.push('te', 'trailers');
+  const headers = removeHopByHop(h as Record<string, unknown>, raw, REQUEST_AND_TE);
+  // `te: trailers` survives (gRPC servers insist on it), any other transfer coding offered goes.
+  if (typeof h.te === 'string' && h.te.split(',').some((c) => (c.split(';')[0] as string).trim().toLowerCase() === 'trailers')) {
+    headers.te = 'trailers';
+    raw.push('te', 'trailers');
   }
   (req as { headers: unknown }).headers = headers;
 }
