@@ -3,14 +3,16 @@
  * them: `name: value` lines sorted by name, `?filter=<RE2 regex>` (a stat is listed when the
  * pattern matches part of its name), `?usedonly`, `?format=json` (`{"stats":[{name, value}]}`),
  * and Prometheus' text format with the tags Istio's bootstrap extracts (`cluster_name`,
- * `response_code`, `response_code_class`). The counts are `mesh-stats.ts`'.
+ * `response_code`, `response_code_class`); `?type=` (Counters, Gauges, Histograms, TextReadouts,
+ * All) and `?histogram_buckets=` (cumulative, disjoint, detailed, none) as Envoy's
+ * `StatsParams`. The counts are `mesh-stats.ts`'.
  *
  * @module
  */
 import { RE2JS } from 're2js';
 import type { Mesh } from './mesh.ts';
 import { type Stat, type StatsCluster, MeshStats } from './mesh-stats.ts';
-import { DEFAULT_BUCKETS, format32g, quantileSummary, SUPPORTED_QUANTILES } from './mesh-stats-histogram.ts';
+import { bucketSummary, DEFAULT_BUCKETS, detailedText, disjoint, disjointSummary, format32g, type HistogramBin, type HistogramStatistics, quantileSummary, SUPPORTED_QUANTILES } from './mesh-stats-histogram.ts';
 
 /** Longest `?filter` pattern accepted (Istio's limit for a regex in config). */
 const MAX_FILTER = 1024;
@@ -72,15 +74,27 @@ export interface StatsAnswer {
 
 const TEXT = 'text/plain; charset=utf-8';
 
+/** `?type=` (Envoy's `StatLabels`): the kinds of stats listed; text readouts are none of meshlet's. */
+const TYPES: Readonly<Record<string, Stat['kind'] | 'all' | 'none'>> = { All: 'all', Counters: 'counter', Gauges: 'gauge', Histograms: 'histogram', TextReadouts: 'none' };
+type Buckets = 'none' | 'cumulative' | 'disjoint' | 'detailed';
+const BUCKETS: readonly Buckets[] = ['none', 'cumulative', 'disjoint', 'detailed'];
+type Hist = NonNullable<Stat['histogram']>;
+
 /**
- * Answers `/stats` (`prometheus`: `/stats/prometheus`) with `q`'s `filter`, `usedonly` and
- * `format` (`json`, `prometheus`; text by default), as Envoy's admin does.
+ * Answers `/stats` (`prometheus`: `/stats/prometheus`) with `q`'s `filter`, `usedonly`, `type`,
+ * `histogram_buckets` and `format` (`json`, `prometheus`; text by default), as Envoy's admin does.
  */
 export function statsAnswer(stats: readonly Stat[], q: URLSearchParams, prometheus: boolean): StatsAnswer {
-  const format = prometheus ? 'prometheus' : (q.get('format') ?? 'text');
+  const format = prometheus ? 'prometheus' : q.get('format') || 'text';
   const path = prometheus ? '/stats/prometheus' : '/stats';
   if (format !== 'text' && format !== 'json' && format !== 'prometheus') return { status: 400, type: TEXT, body: `admin: ${path}: format "${format}" is not one of json, prometheus (or none, for text)\n` };
+  const type = q.get('type') ?? 'All';
+  const kind = Object.hasOwn(TYPES, type) ? TYPES[type] : undefined;
+  if (kind === undefined) return { status: 400, type: TEXT, body: `admin: ${path}: type "${type}" is not one of ${Object.keys(TYPES).join(', ')} (Envoy: invalid &type= param)\n` };
+  const buckets = (q.get('histogram_buckets') || 'none') as Buckets;
+  if (!BUCKETS.includes(buckets)) return { status: 400, type: TEXT, body: `admin: ${path}: histogram_buckets "${buckets}" is not one of ${BUCKETS.join(', ')} (Envoy: usage: /stats?histogram_buckets=(cumulative|disjoint|none))\n` };
   let list = q.has('usedonly') ? stats.filter((s) => s.used) : stats;
+  if (kind !== 'all') list = list.filter((s) => s.kind === kind);
   const filter = q.get('filter');
   if (filter !== null && filter !== '') {
     if (filter.length > MAX_FILTER) return { status: 400, type: TEXT, body: `admin: ${path}: filter is longer than ${MAX_FILTER} characters\n` };
@@ -92,29 +106,51 @@ export function statsAnswer(stats: readonly Stat[], q: URLSearchParams, promethe
     }
     list = list.filter((s) => re.test(s.name));
   }
-  if (format === 'json') return { status: 200, type: 'application/json', body: `${JSON.stringify({ stats: jsonStats(list) })}\n` };
+  if (format === 'json') return { status: 200, type: 'application/json', body: `${JSON.stringify({ stats: jsonStats(list, buckets) })}\n` };
   if (format === 'prometheus') return { status: 200, type: 'text/plain; version=0.0.4; charset=utf-8', body: prometheusText(list) };
-  // Counters and gauges, then the histograms (`name: P0(interval,cumulative) …`), as Envoy's text output.
+  // Counters and gauges, then the histograms (`name: P0(interval,cumulative) …`, or their buckets), as Envoy's text output.
   const plain = list.filter((s) => s.histogram === undefined).map((s) => `${s.name}: ${s.value}\n`);
-  const histograms = list.filter((s) => s.histogram !== undefined).map((s) => `${s.name}: ${quantileSummary(s.histogram as NonNullable<Stat['histogram']>)}\n`);
+  const histograms = list.filter((s) => s.histogram !== undefined).map((s) => `${s.name}:${histogramText(s.histogram as Hist, buckets)}\n`);
   return { status: 200, type: TEXT, body: [...plain, ...histograms].join('') };
 }
 
-/** Envoy's JSON: `{name, value}` of counters and gauges, then one `{histograms: {supported_quantiles, computed_quantiles}}` (NaN as null). */
-function jsonStats(list: readonly Stat[]): unknown[] {
+/** `StatsTextRender::generate` for a histogram: what follows `name:`. */
+function histogramText(h: Hist, buckets: Buckets): string {
+  if (buckets === 'detailed') return detailedText(h);
+  return ` ${buckets === 'cumulative' ? bucketSummary(h) : buckets === 'disjoint' ? disjointSummary(h) : quantileSummary(h)}`;
+}
+
+const num = (v: number | undefined): number | null => (v === undefined || Number.isNaN(v) ? null : v);
+
+/** `StatsJsonRender::populatePercentiles`: `{cumulative, interval}` per supported quantile (NaN as null). */
+function percentiles(h: Hist): unknown[] {
+  return SUPPORTED_QUANTILES.map((_, i) => ({ cumulative: num(h.cumulative.quantiles[i]), interval: num(h.interval.quantiles[i]) }));
+}
+
+/** `StatsJsonRender::collectBuckets`: `{upper_bound, interval, cumulative}` per default bucket. */
+function bucketList(h: Hist, disjointCounts: boolean): unknown[] {
+  const view = (s: HistogramStatistics): readonly number[] => (disjointCounts ? disjoint(s.buckets) : s.buckets);
+  const iv = view(h.interval);
+  const cu = view(h.cumulative);
+  return DEFAULT_BUCKETS.map((b, i) => ({ upper_bound: b, interval: iv[i] ?? 0, cumulative: cu[i] ?? 0 }));
+}
+
+const verbose = (bins: readonly HistogramBin[]): unknown[] => bins.map((b) => ({ lower_bound: b.lower, width: b.width, count: b.count }));
+
+/**
+ * Envoy's JSON: `{name, value}` of counters and gauges, then one histograms element — by default
+ * `{histograms: {supported_quantiles, computed_quantiles}}`; with `histogram_buckets`
+ * cumulative/disjoint `{histograms: [{name, buckets}]}`; detailed `{histograms:
+ * {supported_percentiles, details: [{name, totals, intervals, percentiles}]}}`.
+ */
+function jsonStats(list: readonly Stat[], buckets: Buckets): unknown[] {
   const out: unknown[] = list.filter((s) => s.histogram === undefined).map((s) => ({ name: s.name, value: s.value }));
-  const hs = list.filter((s) => s.histogram !== undefined);
+  const hs = list.filter((s) => s.histogram !== undefined).map((s) => ({ name: s.name, h: s.histogram as Hist }));
   if (hs.length === 0) return out;
-  const num = (v: number | undefined): number | null => (v === undefined || Number.isNaN(v) ? null : v);
-  out.push({
-    histograms: {
-      supported_quantiles: SUPPORTED_QUANTILES.map((q) => q * 100),
-      computed_quantiles: hs.map((s) => {
-        const h = s.histogram as NonNullable<Stat['histogram']>;
-        return { name: s.name, values: SUPPORTED_QUANTILES.map((_, i) => ({ interval: num(h.interval.quantiles[i]), cumulative: num(h.cumulative.quantiles[i]) })) };
-      }),
-    },
-  });
+  const supported = SUPPORTED_QUANTILES.map((q) => q * 100);
+  if (buckets === 'cumulative' || buckets === 'disjoint') out.push({ histograms: hs.map(({ name, h }) => ({ name, buckets: bucketList(h, buckets === 'disjoint') })) });
+  else if (buckets === 'detailed') out.push({ histograms: { supported_percentiles: supported, details: hs.map(({ name, h }) => ({ name, totals: verbose(h.cumulative.bins), intervals: verbose(h.interval.bins), percentiles: percentiles(h) })) } });
+  else out.push({ histograms: { supported_quantiles: supported, computed_quantiles: hs.map(({ name, h }) => ({ name, values: percentiles(h) })) } });
   return out;
 }
 

@@ -69,6 +69,15 @@ export interface HistogramStatistics {
   readonly count: number;
   /** The sum of the samples' bin midpoints (Envoy's `sampleSum`). */
   readonly sum: number;
+  /** libcircllhist's bins with samples, ascending: left edge, width, count (Envoy's `detailed…Buckets`). */
+  readonly bins: readonly HistogramBin[];
+}
+
+/** One bin of a histogram: `[lower, lower + width)` held `count` samples (the zero bin: 0, 0). */
+export interface HistogramBin {
+  readonly lower: number;
+  readonly width: number;
+  readonly count: number;
 }
 
 /** `hist_approx_quantile`, `hist_approx_count_below`, `hist_approx_sum` over `bins`. */
@@ -76,11 +85,13 @@ export function statistics(bins: Bins): HistogramStatistics {
   const keys = sortedKeys(bins);
   let total = 0;
   let sum = 0;
+  const used: HistogramBin[] = [];
   for (const k of keys) {
     const n = bins.get(k) ?? 0;
     total += n;
     const { left, width } = edges(k);
     sum += (k < 0 ? 0 : left + width / 2) * n;
+    if (n > 0) used.push({ lower: left, width, count: n });
   }
   const buckets = DEFAULT_BUCKETS.map((bound) => {
     let below = 0;
@@ -91,7 +102,7 @@ export function statistics(bins: Bins): HistogramStatistics {
     }
     return below;
   });
-  return { quantiles: quantiles(keys, bins, total), buckets, count: total, sum };
+  return { quantiles: quantiles(keys, bins, total), buckets, count: total, sum, bins: used };
 }
 
 function quantiles(keys: readonly number[], bins: Bins, total: number): number[] {
@@ -130,17 +141,18 @@ export function formatQuantile(v: number): string {
 
 /** C's `%.32g` (Envoy's Prometheus `_sum` and `le`): 32 significant digits, trailing zeros dropped. */
 export function format32g(v: number): string {
+  return formatG(v, 32);
+}
+
+/** C's `%.<precision>g`: exponent form below 1e-4 or at 10^precision and over (after rounding), trailing zeros dropped. */
+export function formatG(v: number, precision = 6): string {
   if (!Number.isFinite(v)) return Number.isNaN(v) ? 'nan' : v > 0 ? 'inf' : '-inf';
   if (v === 0) return '0';
-  const exp = Math.floor(Math.log10(Math.abs(v)));
-  if (exp < -4 || exp >= 32) {
-    const [m, e] = v.toExponential(31).split('e') as [string, string];
-    const mant = m.includes('.') ? m.replace(/0+$/, '').replace(/\.$/, '') : m;
-    const n = Number(e);
-    return `${mant}e${n < 0 ? '-' : '+'}${String(Math.abs(n)).padStart(2, '0')}`;
-  }
-  const s = v.toPrecision(32);
-  return s.includes('.') ? s.replace(/0+$/, '').replace(/\.$/, '') : s;
+  const strip = (d: string): string => (d.includes('.') ? d.replace(/0+$/, '').replace(/\.$/, '') : d);
+  const [m, e] = v.toExponential(precision - 1).split('e') as [string, string];
+  const exp = Number(e);
+  if (exp < -4 || exp >= precision) return `${strip(m)}e${exp < 0 ? '-' : '+'}${String(Math.abs(exp)).padStart(2, '0')}`;
+  return strip(v.toPrecision(precision));
 }
 
 /**
@@ -202,4 +214,32 @@ export class FlushedHistogram {
 export function quantileSummary(h: { readonly interval: HistogramStatistics; readonly cumulative: HistogramStatistics; readonly used: boolean }): string {
   if (!h.used) return 'No recorded values';
   return SUPPORTED_QUANTILES.map((q, i) => `P${100 * q}(${formatQuantile(h.interval.quantiles[i] as number)},${formatQuantile(h.cumulative.quantiles[i] as number)})`).join(' ');
+}
+
+type Read = { readonly interval: HistogramStatistics; readonly cumulative: HistogramStatistics; readonly used: boolean };
+
+/** `ParentHistogramImpl::bucketSummary` (`?histogram_buckets=cumulative`): `B0.5(interval,cumulative) B1(…) …` over Envoy's default buckets (`{:g}`). */
+export function bucketSummary(h: Read): string {
+  if (!h.used) return 'No recorded values';
+  return DEFAULT_BUCKETS.map((b, i) => `B${formatG(b)}(${h.interval.buckets[i] ?? 0},${h.cumulative.buckets[i] ?? 0})`).join(' ');
+}
+
+/** `computeDisjointBuckets`: each default bucket's own count (its cumulative count less the previous bucket's). */
+export function disjoint(buckets: readonly number[]): number[] {
+  return buckets.map((n, i) => n - (i === 0 ? 0 : (buckets[i - 1] as number)));
+}
+
+/** `StatsTextRender::addDisjointBuckets` (`?histogram_buckets=disjoint`): `B0.5(interval,cumulative) …` of each bucket's own count. */
+export function disjointSummary(h: Read): string {
+  if (!h.used) return 'No recorded values';
+  const iv = disjoint(h.interval.buckets);
+  const cu = disjoint(h.cumulative.buckets);
+  return DEFAULT_BUCKETS.map((b, i) => `B${formatG(b)}(${iv[i] ?? 0},${cu[i] ?? 0})`).join(' ');
+}
+
+/** `StatsTextRender` detailed (`?histogram_buckets=detailed`): the bins (`lower,width:count`) of the totals and the interval, then the quantile summary, on indented lines. */
+export function detailedText(h: Read): string {
+  if (!h.used) return ' No recorded values';
+  const list = (bins: readonly HistogramBin[]): string => bins.map((b) => `${formatG(b.lower)},${formatG(b.width)}:${b.count}`).join(', ');
+  return `\n  totals=${list(h.cumulative.bins)}\n  intervals=${list(h.interval.bins)}\n  summary=${quantileSummary(h)}`;
 }
