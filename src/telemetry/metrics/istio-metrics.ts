@@ -37,7 +37,8 @@ import type { HeaderMap } from '../record.ts';
 import { type CompiledMode, compileMode } from './compiled-mode.ts';
 import { DESCRIPTIONS, ENVOY_DEFAULT_BUCKETS, type Instruments, instrumentsOf } from './instruments.ts';
 import { addSeriesSource, aggregatingLocally, removeSeriesSource, type SeriesSource } from './outlet.ts';
-import { type MetricSeries, MetricSeriesStore, recordHistogram, type SeriesLimits, seriesKey } from './series.ts';
+import { type MetricSeries, MetricSeriesStore, type SeriesLimits, seriesKey } from './series.ts';
+import { addLocally, type DataPoints, recordThrough } from './data-points.ts';
 import { GRPC_MESSAGE_METRICS_AT, HTTP_METRICS, isCounter, type SeriesGroup, SeriesGroups } from './series-groups.ts';
 import type { IstioMetricsContext, MetricsOptions } from './options.ts';
 
@@ -47,15 +48,6 @@ export { ENVOY_DEFAULT_BUCKETS, METER_NAME } from './instruments.ts';
 interface LastServer { readonly by: object; readonly port: number; readonly messages: boolean; readonly status: number; readonly flags: string; readonly grpcStatus: number; readonly protocol: string; readonly peerPrincipal: string; readonly localPrincipal: string; readonly group: SeriesGroup }
 /** A client-side call's label inputs (besides its destination entry `by`) and the series group they gave. */
 interface LastClient { readonly by: object; readonly messages: boolean; readonly status: number; readonly flags: string; readonly grpcStatus: number; readonly protocol: string; readonly service: string | undefined; readonly serviceNs: string; readonly authority: string; readonly cluster: string; readonly destNamespace: string; readonly tlsLocal: string; readonly tlsPeer: string; readonly group: SeriesGroup }
-
-/** What a request's data points are made of (a `call:end` or `inbound:end` message). */
-interface DataPoints {
-  readonly durationMs: number;
-  readonly requestBytes: number;
-  readonly responseBytes: number;
-  readonly requestMessages?: number | undefined;
-  readonly responseMessages?: number | undefined;
-}
 
 /** Whether a request gives the gRPC message counters: a gRPC call whose adapter counted its messages. */
 function countsMessages(m: { readonly protocol: string; readonly requestMessages?: number | undefined }): boolean {
@@ -353,30 +345,14 @@ export class IstioMetrics {
   #add(outlet: Instruments | 'local', series: readonly (MetricSeries | undefined)[], m: DataPoints, endedAt?: number): void {
     // The end message's own clock reading when it has one (a clock read is 100–150 ns on a VM).
     const now = endedAt ?? this.#ctx.now();
-    const { durationMs, requestBytes, responseBytes } = m;
-    const [count, duration, reqSize, respSize, reqMessages, respMessages] = series;
     for (let i = 0; i < series.length; i++) {
       const s = series[i];
       if (s === undefined) continue;
       s.lastSeen = now;
       (this.#stores[i] as MetricSeriesStore).tick(now);
     }
-    if (outlet === 'local') {
-      if (count !== undefined) count.value++;
-      if (duration?.histogram !== undefined) recordHistogram(duration.histogram, ENVOY_DEFAULT_BUCKETS, durationMs);
-      if (reqSize?.histogram !== undefined) recordHistogram(reqSize.histogram, ENVOY_DEFAULT_BUCKETS, requestBytes);
-      if (respSize?.histogram !== undefined) recordHistogram(respSize.histogram, ENVOY_DEFAULT_BUCKETS, responseBytes);
-      // Present only for gRPC calls whose messages were counted (see countsMessages).
-      if (reqMessages !== undefined) reqMessages.value += m.requestMessages ?? 0;
-      if (respMessages !== undefined) respMessages.value += m.responseMessages ?? 0;
-      return;
-    }
-    if (count !== undefined) outlet.requests.add(1, count.attributes);
-    if (duration !== undefined) outlet.duration.record(durationMs, duration.attributes);
-    if (reqSize !== undefined) outlet.requestBytes.record(requestBytes, reqSize.attributes);
-    if (respSize !== undefined) outlet.responseBytes.record(responseBytes, respSize.attributes);
-    if (reqMessages !== undefined) outlet.requestMessages.add(m.requestMessages ?? 0, reqMessages.attributes);
-    if (respMessages !== undefined) outlet.responseMessages.add(m.responseMessages ?? 0, respMessages.attributes);
+    if (outlet === 'local') addLocally(series, m);
+    else recordThrough(outlet, series, m);
   }
 
   /** Where data points go now: meshlet's own series (a producer reads them), the API's instruments, or nowhere (no SDK). */

@@ -79,4 +79,19 @@ describe('peer metadata (x-envoy-peer-metadata)', () => {
       assert.equal(c.get(`id${i}`, v)?.workload, `w${i}`);
     }
   });
+
+  it('the last lookup is answered again only for the same id and value (a caller\'s repeated headers)', () => {
+    const c = new PeerMetadataCache(8);
+    const a = encodePeerMetadata({ instance: 'a', namespace: 'n', workload: 'wa', cluster: '', canonicalName: '', canonicalRevision: '', app: '', version: '' });
+    const b = encodePeerMetadata({ instance: 'b', namespace: 'n', workload: 'wb', cluster: '', canonicalName: '', canonicalRevision: '', app: '', version: '' });
+    const first = c.get('id-a', a);
+    // Equal strings made apart (as each request's header values are): the same decoded object.
+    assert.equal(c.get(`id-${'a'}`, Buffer.from(a, 'latin1').toString('latin1')), first);
+    assert.equal(c.get('id-a', b)?.workload, 'wb');
+    assert.equal(c.get('id-b', b)?.workload, 'wb');
+    assert.notEqual(c.get('id-b', b), first);
+    assert.equal(c.get('id-a', a), first);
+    assert.equal(c.get('id-a', ''), undefined);
+    assert.equal(c.get('id-a', a)?.workload, 'wa');
+  });
 });

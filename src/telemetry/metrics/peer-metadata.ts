@@ -215,7 +215,20 @@ export class PeerMetadataCache {
   constructor(max = 500) {
     this.#max = max;
   }
+  /** The last lookup's inputs and answer: a caller's requests carry the same headers (compared, not hashed). */
+  #lastId: string | undefined;
+  #lastValue: string | undefined;
+  #last: PeerMetadata | undefined;
   get(id: string, value: string): PeerMetadata | undefined {
+    if (value === this.#lastValue && id === this.#lastId) return this.#last;
+    const p = this.#lookUp(id, value);
+    this.#lastId = id;
+    this.#lastValue = value;
+    this.#last = p;
+    return p;
+  }
+  /** From the cache, or decoded (a new key: the two headers joined, hashed whole). */
+  #lookUp(id: string, value: string): PeerMetadata | undefined {
     const key = `${id}\n${value}`;
     if (this.#cache.has(key)) return this.#cache.get(key);
     const p = decodePeerMetadata(value);

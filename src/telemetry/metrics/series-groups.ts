@@ -67,7 +67,8 @@ export class SeriesGroups {
   /** Whether `g` can still be used: made under the config in use, none of its series evicted. */
   valid(g: SeriesGroup): boolean {
     if (g.config !== this.#config) return false;
-    for (const s of g.series) if (s?.evicted === true) return false;
+    const series = g.series;
+    for (let i = 0; i < series.length; i++) if (series[i]?.evicted === true) return false;
     return true;
   }
 

@@ -74,18 +74,28 @@ export function contextWith(parent: Context, key: symbol, value: unknown): Conte
  */
 export class UnsampledSpan implements Span {
   readonly #parent: SpanContext | undefined;
+  /** The unsampled `traceparent` written for the request, whose ids are this span's (then no parent's trace state to keep). */
+  readonly #traceparent: string | undefined;
   #sc: SpanContext | undefined;
 
-  /** `parent`: the span context it continues (its trace id and trace state), if any. */
-  constructor(parent: SpanContext | undefined) {
+  /**
+   * `parent`: the span context it continues (its trace id and trace state), if any; or
+   * `traceparent`: the span's ids are those of this unsampled W3C header (read out when first asked for).
+   */
+  constructor(parent: SpanContext | undefined, traceparent?: string) {
     this.#parent = parent;
+    this.#traceparent = traceparent;
   }
 
   spanContext(): SpanContext {
     if (this.#sc === undefined) {
-      const fresh = newIds();
-      const p = this.#parent;
-      this.#sc = { traceId: p?.traceId ?? fresh.traceId, spanId: fresh.spanId, traceFlags: 0, traceState: p?.traceState };
+      const tp = this.#traceparent;
+      if (tp !== undefined) this.#sc = { traceId: tp.slice(3, 35), spanId: tp.slice(36, 52), traceFlags: 0 };
+      else {
+        const fresh = newIds();
+        const p = this.#parent;
+        this.#sc = { traceId: p?.traceId ?? fresh.traceId, spanId: fresh.spanId, traceFlags: 0, traceState: p?.traceState };
+      }
     }
     return this.#sc;
   }

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import { describe, it } from 'node:test';
 import type { Headers } from '../../core/handler.ts';
 import { inject } from './propagation.ts';
@@ -21,7 +22,7 @@ describe('ids cut from the random pool', () => {
 
   it('never an all-zero id (invalid in W3C trace context): a zero draw becomes 1, as the SDK does', (t) => {
     // Every draw zero from the next refill of the pool on.
-    t.mock.method(Math, 'random', () => 0);
+    t.mock.method(crypto, 'randomFillSync', (b: Buffer) => b.fill(0));
     const seen: string[] = [];
     for (let i = 0; i < 400; i++) seen.push(newTraceId(), newSpanId());
     const zeros = seen.filter((id) => /^0+$/.test(id));
@@ -31,7 +32,7 @@ describe('ids cut from the random pool', () => {
   });
 
   it('an unsampled traceparent: version 00, new trace and span ids from the pool, flags 00; each one new', () => {
-    // Past what is left of a pool filled while Math.random was mocked (the test before).
+    // Past what is left of a pool filled while randomFillSync was mocked (the test before).
     for (let i = 0; i < 512; i++) newSpanId();
     const seen = new Set<string>();
     const digits = new Set<string>();
@@ -65,7 +66,7 @@ describe('ids cut from the random pool', () => {
   });
 
   it('an unsampled traceparent never carries an all-zero id', (t) => {
-    t.mock.method(Math, 'random', () => 0);
+    t.mock.method(crypto, 'randomFillSync', (b: Buffer) => b.fill(0));
     const seen: string[] = [];
     for (let i = 0; i < 400; i++) seen.push(newUnsampledTraceparent());
     assert.ok(seen.includes(`00-${'0'.repeat(31)}1-${'0'.repeat(15)}1-00`), 'zero ids drawn and made 1');

@@ -218,7 +218,8 @@ export class MeshTracing {
           const tp = newUnsampledTraceparent(parent !== undefined && trace.isSpanContextValid(parent) ? parent.traceId : undefined);
           h.traceparent = tp;
           changed(m, TRACEPARENT_ONLY);
-          span = trace.wrapSpanContext({ traceId: tp.slice(3, 35), spanId: tp.slice(36, 52), traceFlags: 0 });
+          // Its ids read out of the header only if something asks for them (a call made while serving it, the app's own spans).
+          span = new UnsampledSpan(undefined, tp);
           this.#ids.keep(m.request, tp);
           ctx = spanContextWith(active, span, REQUEST_ID, requestId);
           this.#wrap(m, ctx);
