@@ -50,7 +50,7 @@ async function received(send: (session: http2.ClientHttp2Session) => http2.Clien
 }
 
 describe("an attempt's request headers as a flat list (node:http2's raw headers)", () => {
-  it('reach the server as the object form does: the same names, values and order', async () => {
+  it('reach the server as the object form does: the same names, values and order', async (t) => {
     const md = attemptMetadata(
       { 'x-caller': ['a', 'b'], 'trace-bin': Buffer.from([1, 2, 3]), authorization: 'Bearer t' },
       bag({ 'x-envoy-peer-metadata-id': 'sidecar~10.0.0.1~a.default~default.svc.cluster.local', 'x-route': ['1', '2'] }),
@@ -59,7 +59,15 @@ describe("an attempt's request headers as a flat list (node:http2's raw headers)
     const list = rawHeadersOf(md, ex, 'grpc-node-js/1.14.7', 'http');
     assert.ok(list !== undefined, 'the attempt metadata is written as a list');
     const fromObject = await received((s) => s.request(objectHeadersOf(md, ex, 'grpc-node-js/1.14.7')));
-    const fromList = await received((s) => s.request(list));
+    let fromList: string[];
+    try {
+      fromList = await received((s) => s.request(list));
+    } catch (err) {
+      // A Node before raw headers (openStream then sends the object form).
+      if ((err as { code?: unknown }).code !== 'ERR_INVALID_ARG_TYPE') throw err;
+      t.skip('this Node takes no raw headers in request()');
+      return;
+    }
     assert.deepEqual(fromList, fromObject);
     assert.deepEqual(fromList.slice(0, 8), [':authority', ex.authority, ':method', 'POST', ':path', ex.path, ':scheme', 'http']);
     assert.ok(fromList.includes('AQID'), 'a -bin value goes base64, as grpc-js writes it');
