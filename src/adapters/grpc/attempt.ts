@@ -11,7 +11,6 @@
  *
  * @module
  */
-import type { OutgoingHttpHeaders } from 'node:http2';
 import type { Metadata, StatusObject } from '@grpc/grpc-js';
 import { MeshletError } from '../../core/errors.ts';
 import type { Controller, Exchange, Headers, ResponseHandler } from '../../core/exchange.ts';
@@ -23,6 +22,7 @@ import { GrpcCallError } from './classify.ts';
 import { GrpcExchange, noteAnsweredOn } from './exchange.ts';
 import { responseChannels } from '../../core/observe-response.ts';
 import { H2Call, type H2Listener } from './h2-call.ts';
+import { openStream } from './request-headers.ts';
 import { encodeGrpcMessage, expectedTimeout, grpcTimeout, metadataOf, requestMetadataOf, responseHeadersOf, setGrpcTimeout, statusTrailersOf } from './metadata.ts';
 
 const EMPTY: Headers = Object.freeze(Object.create(null)) as Headers;
@@ -137,12 +137,11 @@ export class GrpcAttempt implements Controller, H2Listener, ConnWaiter, MessageS
       const ms = Math.max(1, expected);
       setGrpcTimeout(metadata, grpcTimeout(ms), owner.envoyHeaders ? expectedTimeout(ms) : '');
     }
-    const headers = wireHeaders(metadata, ex, owner.userAgent);
     const session = conn.session;
     let stream: ReturnType<NonNullable<Conn['session']>['request']>;
     try {
       if (session === undefined || session.closed || session.destroyed) throw new Error('the connection is closed');
-      stream = session.request(headers);
+      stream = openStream(session, metadata, ex, owner.userAgent, conn.scheme);
     } catch (err) {
       // The connection went away under the call (GOAWAY, mesh.close()): a connection failure, retried as one.
       this.#end();
@@ -310,22 +309,4 @@ export class GrpcAttempt implements Controller, H2Listener, ConnWaiter, MessageS
     this.#upstream(trailers, metadata);
     h.onResponseEnd?.(this, trailers);
   }
-}
-
-/** grpc-js's `accept-encoding` headers (its compression filter's): the answer may be compressed, gzip or deflate. */
-const ACCEPT = 'identity,deflate,gzip';
-
-/** An attempt's HTTP/2 request headers, as grpc-js's transport writes them (`Http2Transport.createCall`). */
-function wireHeaders(metadata: Metadata, ex: Exchange, userAgent: string): OutgoingHttpHeaders {
-  const h = metadata.toHttp2Headers() as OutgoingHttpHeaders;
-  h['grpc-accept-encoding'] = ACCEPT;
-  h['accept-encoding'] = 'identity';
-  h[':authority'] = ex.authority;
-  const ua = ex.headers['user-agent'];
-  h['user-agent'] = typeof ua === 'string' ? ua : userAgent;
-  h['content-type'] = 'application/grpc';
-  h[':method'] = 'POST';
-  h[':path'] = ex.path;
-  h.te = 'trailers';
-  return h;
 }

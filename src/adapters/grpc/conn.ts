@@ -79,6 +79,8 @@ export class Conn {
   session: http2.ClientHttp2Session | undefined;
   /** The server's settings came: calls go on it. */
   ready = false;
+  /** `http` or `https`: the `:scheme` its streams send. */
+  scheme = 'http';
   /** The session dropped (closed, errored) while calls were on it: their streams end as `Connection dropped`. */
   dropped = false;
   readonly #t: ConnTarget;
@@ -141,6 +143,7 @@ export class Conn {
   /** TCP (and TLS) are up: the HTTP/2 session, ready at the server's settings. */
   #start(socket: net.Socket | TLSSocket, scheme: string): void {
     this.#socket = socket;
+    this.scheme = scheme;
     if (this.#closed || this.dead) {
       socket.destroy();
       return;
