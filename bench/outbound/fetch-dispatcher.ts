@@ -14,6 +14,11 @@
  *                 (an object standing between fetch and undici's controller, as any dispatcher
  *                 with its own handler chain does: meshlet's call, undici's interceptors).
  *   wrap-headers  wrap + the five headers.
+ *   fwd-work      fwd doing a fixed amount of plain JS work per call before passing it on, about
+ *                 what meshlet allocates per call (12 small objects, ~2.6 KB) and a loop over the
+ *                 peer-metadata header's characters: `fwd-work` − `fwd` under `--api fetch` against
+ *                 the same under `--api request` says whether the same per-call work costs more in
+ *                 a process that makes fetch calls (no meshlet involved).
  *
  * @module
  */
@@ -23,7 +28,7 @@ import { fileURLToPath } from 'node:url';
 import { measureSlice, perVariant } from '../lib/slice-meter.ts';
 
 const SELF = fileURLToPath(import.meta.url);
-const MODES = ['agent', 'fwd', 'fwd-headers', 'wrap', 'wrap-headers'] as const;
+const MODES = ['agent', 'fwd', 'fwd-headers', 'wrap', 'wrap-headers', 'fwd-work'] as const;
 type Mode = (typeof MODES)[number];
 
 /** meshlet's outbound request headers in bench/outbound's config (captured from one call; the values' sizes are what matters). */
@@ -105,8 +110,19 @@ async function child(mode: Mode, port: number, requests: number, api: string): P
       return this.#c?.rawTrailers;
     }
   }
+  const metadata = MESH_HEADERS['x-envoy-peer-metadata'] as string;
+  /** fwd-work's per-call work: short-lived small objects and a loop, kept until the next call. */
+  const work = (): void => {
+    let acc = 0;
+    let list: object | undefined;
+    for (let i = 0; i < 12; i++) list = { a: i, b: `${i}:${acc}`, c: [i, i + 1], d: { e: i }, next: list };
+    for (let r = 0; r < 4; r++) for (let i = 0; i < metadata.length; i++) acc = (acc * 31 + metadata.charCodeAt(i)) | 0;
+    // Kept until the next call: the objects escape (not optimised away) and die young.
+    (globalThis as { fetchDispatcherSink?: unknown }).fetchDispatcherSink = [list, acc];
+  };
   class Forward extends undici.Dispatcher {
     override dispatch(opts: import('undici').Dispatcher.DispatchOptions, handler: import('undici').Dispatcher.DispatchHandler): boolean {
+      if (mode === 'fwd-work') work();
       const h = mode.startsWith('wrap') ? (new Wrap(handler as unknown as Handler) as unknown as typeof handler) : handler;
       if (add === undefined) return agent.dispatch(opts, h);
       const headers: Record<string, string> = Object.create(null);
