@@ -24,7 +24,7 @@ import { countOwnServerConnection } from './own-server-connections.ts';
 import { inboundConnectionChannel } from '../../core/observe-connections.ts';
 import { clientCertDetailsOf } from './xfcc.ts';
 import { internalError, notNormalized, writeDenial } from './denial.ts';
-import { stripRequestHopByHop } from './hop-by-hop.ts';
+import { finishRequestHopByHop, stripRequestHopByHop } from './hop-by-hop.ts';
 import { addOnHead, overwriteOnHead, stripHopByHopOnHead } from './on-head.ts';
 
 /** `req.meshlet` on requests the mesh let through. */
@@ -123,6 +123,7 @@ export function enterContext(req: IncomingMessage, j: Extract<Judgement, { serve
 function proceed(req: MeshRequest, res: ServerResponse, j: Judgement, next: () => void, rewrite: boolean, hostChanged: boolean, mounted: string | undefined, ob: InboundObservation | undefined): void {
   ob?.judged(j);
   if (!j.serve) {
+    finishRequestHopByHop(req);
     writeDenial(res, j.denial, j.grpc);
     return;
   }
@@ -131,13 +132,14 @@ function proceed(req: MeshRequest, res: ServerResponse, j: Judgement, next: () =
     // saw it: a path that normalization changed cannot be routed again, so it is refused.
     const where = (req as { baseUrl?: string }).baseUrl;
     const d = notNormalized(`path ${mounted} is not normalized and mesh.express() is mounted under ${where}; use app.use(mesh.express()) first`);
+    finishRequestHopByHop(req);
     ob?.denied(d);
     writeDenial(res, d, j.request.protocol === 'grpc');
     return;
   }
   admitWith(req, j.info);
   // Headers a subscriber of inbound:start added are counted only when the phases changed none (then they are rebuilt anyway).
-  applyAdmittedHeaders(req, j.request, hostChanged || (!j.request.headersChanged && ob?.added === true), ob?.changed);
+  applyAdmittedHeaders(req, j.request, hostChanged || (!j.request.headersChanged && ob?.added === true), ob?.changed, true);
   if (j.responseHeaders !== undefined) addOnHead(res, j.responseHeaders);
   stripHopByHopOnHead(res);
   if (mounted !== undefined) {
@@ -190,11 +192,13 @@ export function serveNode(guard: InboundGuard, req: MeshRequest, res: ServerResp
   // The caller went away before the mesh ran (during an earlier async middleware): its 'close'
   // has fired already, so a slot it took would never be released. Nobody to judge or serve.
   if (guard.pooled && isGone(req, res)) return;
-  stripRequestHopByHop(req);
+  const viewed = guard.active;
+  // With a view (built from rawHeaders), req.headers loses them when the request is answered or
+  // handed on: most requests the phases change get headers rebuilt from the view then.
+  stripRequestHopByHop(req, viewed);
   // Istio's proxyHeaders.server.value on every answer: the app's and the mesh's own (a denial, a local reply).
   const server = guard.proxyHeaders.server;
   if (server !== undefined) overwriteOnHead(res, 'server', server);
-  const viewed = guard.active;
   const headers = viewed || as !== undefined ? headersFromRaw(req.rawHeaders) : (req.headers as Headers);
   let names = viewed ? namesOfLastView() : undefined;
   // An absolute-form target: judged (and handed to the app) as Envoy forwards it, path and Host from the URL.
@@ -264,6 +268,7 @@ function judgeNode(
   } catch (err) {
     // Fail closed.
     const d = internalError(err);
+    finishRequestHopByHop(req);
     ob?.denied(d);
     writeDenial(res, d, isGrpcContentType(headers['content-type']));
     return;
@@ -287,6 +292,7 @@ function judgeLater(j: Promise<Judgement>, guard: InboundGuard, req: MeshRequest
     },
     (err: unknown) => {
       const d = internalError(err);
+      finishRequestHopByHop(req);
       ob?.denied(d);
       writeDenial(res, d, isGrpcContentType(headers['content-type']));
     },
