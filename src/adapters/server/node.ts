@@ -9,6 +9,8 @@
  * @module
  */
 import { AsyncResource } from 'node:async_hooks';
+import { EventEmitter } from 'node:events';
+import { Readable } from 'node:stream';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Headers } from '../../core/handler.ts';
@@ -76,38 +78,53 @@ type ContextListener = ((...args: unknown[]) => unknown) & { listener?: unknown 
  *
  * The context is held by one `AsyncResource` (what `AsyncLocalStorage.snapshot()` makes too, but
  * that also binds a function and defines a deprecated getter on it: ~3 µs a request in Node 24,
- * against ~20 ns for the resource alone).
+ * against ~20 ns for the resource alone), kept on the request with the `on` it replaced: the
+ * replacements are functions shared by every request, not two closures made for each.
  */
 export function listenInContext(req: IncomingMessage): void {
   // The whole async context: every AsyncLocalStorage, the mesh's own store among them.
-  const scope = new AsyncResource('meshlet.request');
-  const on = req.on;
-  const onInContext = function onInContext(this: IncomingMessage, name: string | symbol, listener: (...args: unknown[]) => unknown) {
-    if (typeof listener !== 'function') return on.call(this, name, listener);
-    const wrapped: ContextListener = function (this: unknown, ...args: unknown[]) {
-      return scope.runInAsyncScope(listener, this, ...args);
-    };
-    wrapped.listener = listener;
-    return on.call(this, name, wrapped);
-  } as IncomingMessage['on'];
-  // once() made here rather than by EventEmitter's (which adds its own wrapper through on()): the
-  // wrapper's `.listener` is then the original, so removeListener(original) finds it — as
-  // events.once() and pipe() rely on to clean up — and listeners() gives the original back.
-  const onceInContext = function onceInContext(this: IncomingMessage, name: string | symbol, listener: (...args: unknown[]) => unknown) {
-    if (typeof listener !== 'function') return on.call(this, name, listener);
-    let fired = false;
-    const wrapped: ContextListener = function (this: IncomingMessage, ...args: unknown[]) {
-      this.removeListener(name, wrapped);
-      if (fired) return undefined;
-      fired = true;
-      return scope.runInAsyncScope(listener, this, ...args);
-    };
-    wrapped.listener = listener;
-    return on.call(this, name, wrapped);
-  } as IncomingMessage['once'];
-  req.on = onInContext;
-  req.addListener = onInContext;
-  req.once = onceInContext;
+  const r = req as Scoped;
+  r[kScope] = new AsyncResource('meshlet.request');
+  // Entered again (a second mesh's middleware): the wrappers are there, the newer scope is used.
+  if (r.on === (onInContext as unknown)) return;
+  r[kOn] = r.on;
+  r.on = onInContext as IncomingMessage['on'];
+  r.addListener = onInContext as IncomingMessage['on'];
+  r.once = onceInContext as IncomingMessage['once'];
+}
+
+const kScope = Symbol('meshlet.scope');
+const kOn = Symbol('meshlet.on');
+/** A request whose listeners run in its context: the scope, and the `on` the wrappers replaced (shared functions, not closures per request). */
+type Scoped = IncomingMessage & { [kScope]?: AsyncResource; [kOn]?: IncomingMessage['on'] };
+
+function onInContext(this: Scoped, name: string | symbol, listener: (...args: unknown[]) => unknown): Scoped {
+  const on = (this[kOn] ?? (this instanceof Readable ? Readable.prototype.on : EventEmitter.prototype.on)) as (this: unknown, n: string | symbol, l: unknown) => Scoped;
+  const scope = this[kScope];
+  if (typeof listener !== 'function' || scope === undefined) return on.call(this, name, listener);
+  const wrapped: ContextListener = function (this: unknown, ...args: unknown[]) {
+    return scope.runInAsyncScope(listener, this, ...args);
+  };
+  wrapped.listener = listener;
+  return on.call(this, name, wrapped);
+}
+
+// once() made here rather than by EventEmitter's (which adds its own wrapper through on()): the
+// wrapper's `.listener` is then the original, so removeListener(original) finds it — as
+// events.once() and pipe() rely on to clean up — and listeners() gives the original back.
+function onceInContext(this: Scoped, name: string | symbol, listener: (...args: unknown[]) => unknown): Scoped {
+  const on = (this[kOn] ?? (this instanceof Readable ? Readable.prototype.on : EventEmitter.prototype.on)) as (this: unknown, n: string | symbol, l: unknown) => Scoped;
+  const scope = this[kScope];
+  if (typeof listener !== 'function' || scope === undefined) return on.call(this, name, listener);
+  let fired = false;
+  const wrapped: ContextListener = function (this: IncomingMessage, ...args: unknown[]) {
+    this.removeListener(name, wrapped);
+    if (fired) return undefined;
+    fired = true;
+    return scope.runInAsyncScope(listener, this, ...args);
+  };
+  wrapped.listener = listener;
+  return on.call(this, name, wrapped);
 }
 
 function admitted(req: IncomingMessage, next: () => void): void {
