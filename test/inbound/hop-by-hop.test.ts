@@ -19,6 +19,7 @@ import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import express from 'express';
 import Fastify from 'fastify';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { createMesh, type Mesh } from '../../src/index.ts';
 import type { InboundEndMessage } from '../../src/core/observe.ts';
 import { listen } from '../helpers/frameworks.ts';
@@ -106,10 +107,31 @@ function get(agent: Agent, port: number, headers: Record<string, string>): Promi
   });
 }
 
-describe('hop-by-hop headers on the server side', () => {
+const ISSUER = 'testing@secure.istio.io';
+
+/**
+ * The policies a request passes through: none (the app's own header object is the phases'), an
+ * AuthorizationPolicy (the phases read a view of the headers, which they leave as they are), a
+ * RequestAuthentication whose verified token is removed (the app's headers are rebuilt from the
+ * view) — the hop-by-hop headers leave the app's `req.headers` at different points in each.
+ */
+async function policies(): Promise<[string, unknown[], Record<string, string>][]> {
+  const { publicKey, privateKey } = await generateKeyPair('RS256');
+  const jwks = JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' }] });
+  const token = await new SignJWT({ iss: ISSUER, sub: 'alice' }).setProtectedHeader({ alg: 'RS256', kid: 'k1' }).setIssuedAt().setExpirationTime('1h').sign(privateKey);
+  const meta = { name: 'p', namespace: 'foo' };
+  return [
+    ['no policy', [], {}],
+    ['an AuthorizationPolicy', [{ apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', metadata: meta, spec: { action: 'ALLOW', rules: [{ to: [{ operation: { paths: ['/hop'] } }] }] } }], {}],
+    ['a RequestAuthentication (token removed)', [{ apiVersion: 'security.istio.io/v1', kind: 'RequestAuthentication', metadata: meta, spec: { jwtRules: [{ issuer: ISSUER, jwks }] } }], { authorization: `Bearer ${token}` }],
+  ];
+}
+
+describe('hop-by-hop headers on the server side', async () => {
+  for (const [policy, config, sent] of await policies())
   for (const [name, start] of entries) {
-    it(`${name}: the app sees none of the caller's, the caller none of the app's; telemetry neither`, async () => {
-      const mesh = await createMesh({ service: 'reviews', logger: quiet, config: [] });
+    it(`${name}, ${policy}: the app sees none of the caller's, the caller none of the app's; telemetry neither`, async () => {
+      const mesh = await createMesh({ service: 'reviews', namespace: 'foo', logger: quiet, config: config as never });
       const seen: Seen[] = [];
       const ends: InboundEndMessage[] = [];
       const onEnd = (m: unknown) => ends.push(m as InboundEndMessage);
@@ -118,8 +140,8 @@ describe('hop-by-hop headers on the server side', () => {
       const agent = new Agent({ keepAlive: true, maxSockets: 1 });
       try {
         // The agent sends `connection: keep-alive` on both.
-        const a = await get(agent, server.port, { 'keep-alive': 'timeout=5', 'proxy-connection': 'keep-alive', upgrade: 'h2c', te: 'trailers, deflate;q=0.5', 'x-caller': 'kept' });
-        const b = await get(agent, server.port, { te: 'trailers', 'x-caller': 'kept' });
+        const a = await get(agent, server.port, { ...sent, 'keep-alive': 'timeout=5', 'proxy-connection': 'keep-alive', upgrade: 'h2c', te: 'trailers, deflate;q=0.5', 'x-caller': 'kept' });
+        const b = await get(agent, server.port, { ...sent, te: 'trailers', 'x-caller': 'kept' });
         for (const r of [a, b]) {
           assert.equal(r.body, 'hello world');
           assert.equal(r.headers['x-app'], 'kept');
@@ -138,6 +160,10 @@ describe('hop-by-hop headers on the server side', () => {
           }
           assert.equal(s.headers.te, 'trailers');
           assert.equal(s.headers['x-caller'], 'kept');
+          assert.equal(s.headers.authorization, undefined, 'a verified token is removed (forwardOriginalToken unset)');
+          // A generated x-request-id reaches the app in both forms, whichever way its headers were given.
+          assert.match(String(s.headers['x-request-id']), /^[0-9a-f-]{36}$/);
+          assert.ok(s.raw.includes(String(s.headers['x-request-id'])));
         }
         assert.equal(ends.length, 2);
         const [ea, eb] = ends as [InboundEndMessage, InboundEndMessage];

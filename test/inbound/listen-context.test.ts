@@ -78,3 +78,27 @@ test('a once listener is removed by its original function (as events.once() and 
   assert.deepEqual(seen, [5], "once, in the request's context");
   assert.equal(req.listenerCount('end'), 0);
 });
+
+test('a request entered twice (a second mesh admits it too): listeners run in the later context, each once, and removal still works', () => {
+  const req = new PassThrough() as unknown as IncomingMessage;
+  const seen: number[] = [];
+  const onData = () => seen.push(currentContext().deadline);
+  runInContext({ deadline: 1000 }, () => {
+    listenInContext(req);
+    runInContext({ deadline: 500 }, () => {
+      listenInContext(req);
+      req.on('data', onData);
+    });
+  });
+  req.emit('data', Buffer.from('x'));
+  assert.deepEqual(seen, [500]);
+  assert.deepEqual(req.listeners('data'), [onData]);
+  req.removeListener('data', onData);
+  assert.equal(req.listenerCount('data'), 0);
+  // Another request's wrappers are its own: a listener added to it runs in its context, not this one's.
+  const other = new PassThrough() as unknown as IncomingMessage;
+  runInContext({ deadline: 42 }, () => listenInContext(other));
+  other.on('data', onData);
+  other.emit('data', Buffer.from('y'));
+  assert.deepEqual(seen, [500, 42]);
+});

@@ -16,7 +16,7 @@ import type { Headers } from '../../core/handler.ts';
 import type { ConnectionInfo, InboundGuard, Judgement } from '../../inbound/guard.ts';
 import { normalizePath, type PathNormalization } from '../../core/path-normalization.ts';
 import { isGrpcContentType } from '../../core/classify.ts';
-import { stripRequestHopByHop } from './hop-by-hop.ts';
+import { finishRequestHopByHop, stripRequestHopByHop } from './hop-by-hop.ts';
 import { addOnHead, overwriteOnHead, stripHopByHopOnHead } from './on-head.ts';
 import { absoluteForm, applyAdmittedHeaders, authorityAsHost, dropRemovedQueryKeys, headersFromRaw, namesOfLastView, syncRawPath } from './headers.ts';
 import { admitWith, judgedBy } from './judged.ts';
@@ -213,6 +213,7 @@ function judgeFastify(g: InboundGuard, request: FastifyRequestLike, reply: Fasti
   try {
     j = g.judge(request.method, authority, request.url, headers, conn, request.raw);
   } catch (err) {
+    finishRequestHopByHop(request.raw);
     refuse(reply, ob, internalError(err), isGrpcContentType(headers['content-type']));
     return;
   }
@@ -237,7 +238,10 @@ function judgeLater(j: Promise<Judgement>, g: InboundGuard, request: FastifyRequ
       }
       proceedFastify(request, reply, next, x, absolute, ob, l);
     },
-    (err: unknown) => refuse(reply, ob, internalError(err), isGrpcContentType(headers['content-type'])),
+    (err: unknown) => {
+      finishRequestHopByHop(request.raw);
+      refuse(reply, ob, internalError(err), isGrpcContentType(headers['content-type']));
+    },
   );
 }
 
@@ -246,18 +250,20 @@ function proceedFastify(request: FastifyRequestLike, reply: FastifyReplyLike, ne
   const raw = request.raw;
   ob?.judged(x);
   if (!x.serve) {
+    finishRequestHopByHop(raw);
     deny(reply, x.denial, x.grpc, raw);
     return;
   }
   if (x.normalizedPath !== request.url || routedElsewhere(request.url, l)) {
     // Routed already on a path other than the one judged: refuse rather than serve it.
+    finishRequestHopByHop(raw);
     refuse(reply, ob, notNormalized(`path ${request.url} is not normalized; give Fastify mesh.fastifyOptions() to route on the normalized path`), x.request.protocol === 'grpc');
     return;
   }
   admitWith(raw as { meshlet?: unknown }, x.info);
   request.meshlet = x.info;
   // Headers a subscriber of inbound:start added are counted only when the phases changed none (then they are rebuilt anyway).
-  applyAdmittedHeaders(raw, x.request, absolute || (!x.request.headersChanged && ob?.added === true), ob?.changed);
+  applyAdmittedHeaders(raw, x.request, absolute || (!x.request.headersChanged && ob?.added === true), ob?.changed, true);
   if (x.request.path !== x.normalizedPath) {
     // A phase took a parameter out of the query (a consumed access_token): the app sees it gone,
     // from the URL, the query Fastify parsed, and the target as received (request.originalUrl).
@@ -329,7 +335,8 @@ export function fastifyPlugin(guard: () => InboundGuard, hint?: (req: IncomingMe
         next();
         return;
       }
-      stripRequestHopByHop(raw);
+      // With a view (built from rawHeaders), raw.headers loses them when the request is answered or handed on (hop-by-hop.ts).
+      stripRequestHopByHop(raw, g.active);
       // Istio's proxyHeaders.server.value on every answer: the app's and the mesh's own (a denial, a local reply).
       const server = g.proxyHeaders.server;
       if (server !== undefined) overwriteOnHead(reply.raw, 'server', server);

@@ -13,6 +13,7 @@ import type { IncomingHttpHeaders, IncomingMessage, } from 'node:http';
 import type { Headers } from '../../core/handler.ts';
 import { hostConflict } from '../../inbound/guard.ts';
 import type { InboundRequest } from '../../inbound/pipeline.ts';
+import { finishRequestHopByHop } from './hop-by-hop.ts';
 
 /** The phases' view of a request's headers: lower-cased names, repeated headers as lists. */
 export function headersFromRaw(raw: readonly string[]): Headers {
@@ -232,13 +233,15 @@ export function absoluteForm(target: string): { readonly authority: string; read
  * changed any (or `rebuild`: the Host taken from an absolute-form target, a subscriber's
  * additions), else only those the mesh set — a generated `x-request-id`, the
  * `x-forwarded-client-cert` — in `headers` and `rawHeaders` alike (readers of the header list,
- * such as Hono's node adapter, see them).
+ * such as Hono's node adapter, see them). `hopByHopLeft`: `req.headers` may still have the
+ * hop-by-hop headers its `rawHeaders` lost (hop-by-hop.ts), taken off here unless rebuilt.
  */
-export function applyAdmittedHeaders(req: IncomingMessage, r: InboundRequest, rebuild: boolean, changed?: readonly string[]): void {
+export function applyAdmittedHeaders(req: IncomingMessage, r: InboundRequest, rebuild: boolean, changed?: readonly string[], hopByHopLeft = false): void {
   if (r.headersChanged || rebuild) {
     replaceHeaders(req, r.headers);
     return;
   }
+  if (hopByHopLeft) finishRequestHopByHop(req);
   // Values a subscriber of inbound:start set (a tracer's traceparent), one by one.
   if (changed !== undefined) {
     for (const name of changed) {

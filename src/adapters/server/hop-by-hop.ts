@@ -15,6 +15,11 @@
  * Node's parser has acted on the request's own (keep-alive, the body's framing) before the mesh
  * runs. Telemetry reads what is left: access logs, /tap and `request_bytes` never see them.
  *
+ * A request's `rawHeaders` lose them first, before anyone reads them (the phases' view is built
+ * from them); its `req.headers` object may lose them later ({@link stripRequestHopByHop}'s
+ * `later`), just before the app is handed the request: most requests the phases change have it
+ * rebuilt from the view then (a consumed token), and a copy made before would be thrown away.
+ *
  * @module
  */
 import type { IncomingMessage } from 'node:http';
@@ -23,21 +28,48 @@ import { isHopByHopName, REQUEST_HOP_BY_HOP, removeHopByHop } from '../../core/h
 /** What leaves a request: the hop-by-hop headers and `te` (put back as `trailers` when it offers them). */
 const REQUEST_AND_TE: readonly string[] = [...REQUEST_HOP_BY_HOP, 'te'];
 
-/** Takes the hop-by-hop headers off an HTTP/1 request before anyone reads it (HTTP/2 carries none but `te: trailers`). */
-export function stripRequestHopByHop(req: IncomingMessage): void {
+/**
+ * Takes the hop-by-hop headers off an HTTP/1 request before anyone reads it (HTTP/2 carries none
+ * but `te: trailers`): off `rawHeaders`, and off `req.headers` unless `later` — the adapter then
+ * calls {@link finishRequestHopByHop} (or gives the request headers rebuilt from its view) before
+ * the app, or anyone but the phases' view, reads them.
+ */
+export function stripRequestHopByHop(req: IncomingMessage, later = false): void {
   if (req.httpVersionMajor !== 1) return;
   const raw = req.rawHeaders;
   let found = false;
   for (let i = 0; i < raw.length && !found; i += 2) found = isHopByHopName(raw[i], REQUEST_AND_TE);
   if (!found) return;
   const h = req.headers;
-  // An upgrade (Connection names it, Upgrade says to what): Envoy forwards both as they are, and leaves `te` alone.
-  if (h.upgrade !== undefined && typeof h.connection === 'string' && /(^|,)\s*upgrade\s*(,|$)/i.test(h.connection)) return;
-  const headers = removeHopByHop(h as Record<string, unknown>, raw, REQUEST_AND_TE);
-  // `te: trailers` survives (gRPC servers insist on it), any other transfer coding offered goes.
-  if (typeof h.te === 'string' && h.te.split(',').some((c) => (c.split(';')[0] as string).trim().toLowerCase() === 'trailers')) {
-    headers.te = 'trailers';
-    raw.push('te', 'trailers');
+  if (isUpgrade(h)) return;
+  let w = 0;
+  for (let r = 0; r + 1 < raw.length; r += 2) {
+    if (isHopByHopName(raw[r], REQUEST_AND_TE)) continue;
+    raw[w++] = raw[r] as string;
+    raw[w++] = raw[r + 1] as string;
   }
+  raw.length = w;
+  if (offersTrailers(h.te)) raw.push('te', 'trailers');
+  if (!later) finishRequestHopByHop(req);
+}
+
+/** Takes the hop-by-hop headers off `req.headers` (a copy without them) when {@link stripRequestHopByHop} left them there. */
+export function finishRequestHopByHop(req: IncomingMessage): void {
+  if (req.httpVersionMajor !== 1) return;
+  const h = req.headers;
+  if (h.connection === undefined && h['keep-alive'] === undefined && h['proxy-connection'] === undefined && h.upgrade === undefined && h.te === undefined) return;
+  if (isUpgrade(h)) return;
+  const headers = removeHopByHop(h as Record<string, unknown>, undefined, REQUEST_AND_TE);
+  // `te: trailers` survives (gRPC servers insist on it), any other transfer coding offered goes.
+  if (offersTrailers(h.te)) headers.te = 'trailers';
   (req as { headers: unknown }).headers = headers;
+}
+
+/** An upgrade (Connection names it, Upgrade says to what): Envoy forwards both as they are, and leaves `te` alone. */
+function isUpgrade(h: IncomingMessage['headers']): boolean {
+  return h.upgrade !== undefined && typeof h.connection === 'string' && /(^|,)\s*upgrade\s*(,|$)/i.test(h.connection);
+}
+
+function offersTrailers(te: unknown): boolean {
+  return typeof te === 'string' && te.split(',').some((c) => (c.split(';')[0] as string).trim().toLowerCase() === 'trailers');
 }

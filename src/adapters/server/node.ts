@@ -9,6 +9,8 @@
  * @module
  */
 import { AsyncResource } from 'node:async_hooks';
+import { EventEmitter } from 'node:events';
+import { Readable } from 'node:stream';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Headers } from '../../core/handler.ts';
@@ -24,7 +26,7 @@ import { countOwnServerConnection } from './own-server-connections.ts';
 import { inboundConnectionChannel } from '../../core/observe-connections.ts';
 import { clientCertDetailsOf } from './xfcc.ts';
 import { internalError, notNormalized, writeDenial } from './denial.ts';
-import { stripRequestHopByHop } from './hop-by-hop.ts';
+import { finishRequestHopByHop, stripRequestHopByHop } from './hop-by-hop.ts';
 import { addOnHead, overwriteOnHead, stripHopByHopOnHead } from './on-head.ts';
 
 /** `req.meshlet` on requests the mesh let through. */
@@ -76,38 +78,53 @@ type ContextListener = ((...args: unknown[]) => unknown) & { listener?: unknown 
  *
  * The context is held by one `AsyncResource` (what `AsyncLocalStorage.snapshot()` makes too, but
  * that also binds a function and defines a deprecated getter on it: ~3 µs a request in Node 24,
- * against ~20 ns for the resource alone).
+ * against ~20 ns for the resource alone), kept on the request with the `on` it replaced: the
+ * replacements are functions shared by every request, not two closures made for each.
  */
 export function listenInContext(req: IncomingMessage): void {
   // The whole async context: every AsyncLocalStorage, the mesh's own store among them.
-  const scope = new AsyncResource('meshlet.request');
-  const on = req.on;
-  const onInContext = function onInContext(this: IncomingMessage, name: string | symbol, listener: (...args: unknown[]) => unknown) {
-    if (typeof listener !== 'function') return on.call(this, name, listener);
-    const wrapped: ContextListener = function (this: unknown, ...args: unknown[]) {
-      return scope.runInAsyncScope(listener, this, ...args);
-    };
-    wrapped.listener = listener;
-    return on.call(this, name, wrapped);
-  } as IncomingMessage['on'];
-  // once() made here rather than by EventEmitter's (which adds its own wrapper through on()): the
-  // wrapper's `.listener` is then the original, so removeListener(original) finds it — as
-  // events.once() and pipe() rely on to clean up — and listeners() gives the original back.
-  const onceInContext = function onceInContext(this: IncomingMessage, name: string | symbol, listener: (...args: unknown[]) => unknown) {
-    if (typeof listener !== 'function') return on.call(this, name, listener);
-    let fired = false;
-    const wrapped: ContextListener = function (this: IncomingMessage, ...args: unknown[]) {
-      this.removeListener(name, wrapped);
-      if (fired) return undefined;
-      fired = true;
-      return scope.runInAsyncScope(listener, this, ...args);
-    };
-    wrapped.listener = listener;
-    return on.call(this, name, wrapped);
-  } as IncomingMessage['once'];
-  req.on = onInContext;
-  req.addListener = onInContext;
-  req.once = onceInContext;
+  const r = req as Scoped;
+  r[kScope] = new AsyncResource('meshlet.request');
+  // Entered again (a second mesh's middleware): the wrappers are there, the newer scope is used.
+  if (r.on === (onInContext as unknown)) return;
+  r[kOn] = r.on;
+  r.on = onInContext as IncomingMessage['on'];
+  r.addListener = onInContext as IncomingMessage['on'];
+  r.once = onceInContext as IncomingMessage['once'];
+}
+
+const kScope = Symbol('meshlet.scope');
+const kOn = Symbol('meshlet.on');
+/** A request whose listeners run in its context: the scope, and the `on` the wrappers replaced (shared functions, not closures per request). */
+type Scoped = IncomingMessage & { [kScope]?: AsyncResource; [kOn]?: IncomingMessage['on'] };
+
+function onInContext(this: Scoped, name: string | symbol, listener: (...args: unknown[]) => unknown): Scoped {
+  const on = (this[kOn] ?? (this instanceof Readable ? Readable.prototype.on : EventEmitter.prototype.on)) as (this: unknown, n: string | symbol, l: unknown) => Scoped;
+  const scope = this[kScope];
+  if (typeof listener !== 'function' || scope === undefined) return on.call(this, name, listener);
+  const wrapped: ContextListener = function (this: unknown, ...args: unknown[]) {
+    return scope.runInAsyncScope(listener, this, ...args);
+  };
+  wrapped.listener = listener;
+  return on.call(this, name, wrapped);
+}
+
+// once() made here rather than by EventEmitter's (which adds its own wrapper through on()): the
+// wrapper's `.listener` is then the original, so removeListener(original) finds it — as
+// events.once() and pipe() rely on to clean up — and listeners() gives the original back.
+function onceInContext(this: Scoped, name: string | symbol, listener: (...args: unknown[]) => unknown): Scoped {
+  const on = (this[kOn] ?? (this instanceof Readable ? Readable.prototype.on : EventEmitter.prototype.on)) as (this: unknown, n: string | symbol, l: unknown) => Scoped;
+  const scope = this[kScope];
+  if (typeof listener !== 'function' || scope === undefined) return on.call(this, name, listener);
+  let fired = false;
+  const wrapped: ContextListener = function (this: IncomingMessage, ...args: unknown[]) {
+    this.removeListener(name, wrapped);
+    if (fired) return undefined;
+    fired = true;
+    return scope.runInAsyncScope(listener, this, ...args);
+  };
+  wrapped.listener = listener;
+  return on.call(this, name, wrapped);
 }
 
 function admitted(req: IncomingMessage, next: () => void): void {
@@ -123,6 +140,7 @@ export function enterContext(req: IncomingMessage, j: Extract<Judgement, { serve
 function proceed(req: MeshRequest, res: ServerResponse, j: Judgement, next: () => void, rewrite: boolean, hostChanged: boolean, mounted: string | undefined, ob: InboundObservation | undefined): void {
   ob?.judged(j);
   if (!j.serve) {
+    finishRequestHopByHop(req);
     writeDenial(res, j.denial, j.grpc);
     return;
   }
@@ -131,13 +149,14 @@ function proceed(req: MeshRequest, res: ServerResponse, j: Judgement, next: () =
     // saw it: a path that normalization changed cannot be routed again, so it is refused.
     const where = (req as { baseUrl?: string }).baseUrl;
     const d = notNormalized(`path ${mounted} is not normalized and mesh.express() is mounted under ${where}; use app.use(mesh.express()) first`);
+    finishRequestHopByHop(req);
     ob?.denied(d);
     writeDenial(res, d, j.request.protocol === 'grpc');
     return;
   }
   admitWith(req, j.info);
   // Headers a subscriber of inbound:start added are counted only when the phases changed none (then they are rebuilt anyway).
-  applyAdmittedHeaders(req, j.request, hostChanged || (!j.request.headersChanged && ob?.added === true), ob?.changed);
+  applyAdmittedHeaders(req, j.request, hostChanged || (!j.request.headersChanged && ob?.added === true), ob?.changed, true);
   if (j.responseHeaders !== undefined) addOnHead(res, j.responseHeaders);
   stripHopByHopOnHead(res);
   if (mounted !== undefined) {
@@ -190,11 +209,13 @@ export function serveNode(guard: InboundGuard, req: MeshRequest, res: ServerResp
   // The caller went away before the mesh ran (during an earlier async middleware): its 'close'
   // has fired already, so a slot it took would never be released. Nobody to judge or serve.
   if (guard.pooled && isGone(req, res)) return;
-  stripRequestHopByHop(req);
+  const viewed = guard.active;
+  // With a view (built from rawHeaders), req.headers loses them when the request is answered or
+  // handed on: most requests the phases change get headers rebuilt from the view then.
+  stripRequestHopByHop(req, viewed);
   // Istio's proxyHeaders.server.value on every answer: the app's and the mesh's own (a denial, a local reply).
   const server = guard.proxyHeaders.server;
   if (server !== undefined) overwriteOnHead(res, 'server', server);
-  const viewed = guard.active;
   const headers = viewed || as !== undefined ? headersFromRaw(req.rawHeaders) : (req.headers as Headers);
   let names = viewed ? namesOfLastView() : undefined;
   // An absolute-form target: judged (and handed to the app) as Envoy forwards it, path and Host from the URL.
@@ -264,6 +285,7 @@ function judgeNode(
   } catch (err) {
     // Fail closed.
     const d = internalError(err);
+    finishRequestHopByHop(req);
     ob?.denied(d);
     writeDenial(res, d, isGrpcContentType(headers['content-type']));
     return;
@@ -287,6 +309,7 @@ function judgeLater(j: Promise<Judgement>, guard: InboundGuard, req: MeshRequest
     },
     (err: unknown) => {
       const d = internalError(err);
+      finishRequestHopByHop(req);
       ob?.denied(d);
       writeDenial(res, d, isGrpcContentType(headers['content-type']));
     },

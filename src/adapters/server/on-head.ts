@@ -12,8 +12,10 @@
  *    `server_header_transformation: OVERWRITE`), on the mesh's own answers too.
  *
  * One hook per response, whatever of the three it does: `writeHead` replaced once by a shared
- * function, the plan kept beside it — not a closure per step wrapped around the last (three
- * closures and three argument lists per request).
+ * function — not a closure per step wrapped around the last (three closures and three argument
+ * lists per request). The common plans (strip, `server`, both) have a hook of their own shared by
+ * every response: the response gains its `writeHead` property and nothing else; any other plan
+ * is kept beside the response.
  *
  * @module
  */
@@ -23,7 +25,7 @@ import { responseChannels } from '../../core/observe-response.ts';
 
 type AddedHeaders = Readonly<Record<string, string | readonly string[]>>;
 
-/** A response's plan (made at the first step asked of it). */
+/** A response's plan (made at the first step asked of it that no shared hook covers). */
 interface OnHead {
   /** The `writeHead` the hook replaced (node's, or a wrapper someone installed before it). */
   readonly writeHead: ServerResponse['writeHead'];
@@ -39,10 +41,56 @@ export type HeadSeen = (status: number, names: string[], grpcStatus: string | un
 const kOnHead = Symbol('meshlet.onHead');
 type Res = ServerResponse & { [kOnHead]?: OnHead };
 
+/** What a shared hook does (kept on the hook itself). */
+interface SharedState {
+  readonly strip: boolean;
+  readonly overName: string | undefined;
+  readonly overValue: string;
+}
+const kShared = Symbol('meshlet.sharedHead');
+type SharedHook = ServerResponse['writeHead'] & { [kShared]: SharedState };
+
+/**
+ * The hooks of the common plans — strip, overwrite one header, or both — shared by every
+ * response whose `writeHead` is still its prototype's: one own property per response (`writeHead`)
+ * and no plan object. A response with another wrapper already installed, headers to add, or a
+ * watcher gets a plan of its own ({@link planOf}).
+ */
+const sharedHooks = new Map<string, SharedHook>();
+
+function sharedHook(strip: boolean, overName: string | undefined, overValue: string): SharedHook {
+  const key = `${strip ? 's' : '-'}${overName === undefined ? '' : `${overName}\n${overValue}`}`;
+  let hook = sharedHooks.get(key);
+  if (hook === undefined) {
+    const state: SharedState = { strip, overName, overValue };
+    hook = function sharedOnHead(this: ServerResponse, status: number, a?: unknown, b?: unknown): ServerResponse {
+      const writeHead = (Object.getPrototypeOf(this) as ServerResponse).writeHead;
+      this.writeHead = writeHead;
+      // biome-ignore lint/complexity/noArguments: how many were given, without a rest list per response
+      return run(this, writeHead, state.strip, undefined, state.overName, state.overValue, status, arguments.length, a, b);
+    } as SharedHook;
+    hook[kShared] = state;
+    sharedHooks.set(key, hook);
+  }
+  return hook;
+}
+
+/** The shared hook's state when `res.writeHead` is one, undefined otherwise. */
+function sharedStateOf(res: ServerResponse): SharedState | undefined {
+  return (res.writeHead as Partial<SharedHook>)[kShared];
+}
+
+/** True when `res.writeHead` is its prototype's (nobody wrapped it on this response). */
+function unwrapped(res: ServerResponse): boolean {
+  return !Object.hasOwn(res, 'writeHead');
+}
+
 function planOf(res: Res): OnHead {
   let p = res[kOnHead];
   if (p === undefined) {
-    p = { writeHead: res.writeHead, strip: false, add: undefined, overName: undefined, overValue: '' };
+    const shared = sharedStateOf(res);
+    if (shared !== undefined) p = { writeHead: (Object.getPrototypeOf(res) as ServerResponse).writeHead, strip: shared.strip, add: undefined, overName: shared.overName, overValue: shared.overValue };
+    else p = { writeHead: res.writeHead, strip: false, add: undefined, overName: undefined, overValue: '' };
     res[kOnHead] = p;
     res.writeHead = onHead as ServerResponse['writeHead'];
   }
@@ -51,7 +99,10 @@ function planOf(res: Res): OnHead {
 
 /** Takes the app's hop-by-hop headers off its response when the head is written (installed once the request is the app's, so the mesh's own answers — a denial's `connection: close` — keep theirs). */
 export function stripHopByHopOnHead(res: ServerResponse): void {
-  planOf(res).strip = true;
+  const shared = sharedStateOf(res);
+  if (shared !== undefined) res.writeHead = sharedHook(true, shared.overName, shared.overValue);
+  else if ((res as Res)[kOnHead] === undefined && unwrapped(res)) res.writeHead = sharedHook(true, undefined, '');
+  else planOf(res).strip = true;
 }
 
 /** Adds `headers` to the response when its head is written, after whatever the app set. */
@@ -68,9 +119,14 @@ export function addOnHead(res: ServerResponse, headers: AddedHeaders): void {
 
 /** Sets `name` to `value` on the response when its head is written, replacing whatever the app set. */
 export function overwriteOnHead(res: ServerResponse, name: string, value: string): void {
-  const p = planOf(res);
-  p.overName = name;
-  p.overValue = value;
+  const shared = sharedStateOf(res);
+  if (shared !== undefined) res.writeHead = sharedHook(shared.strip, name, value);
+  else if ((res as Res)[kOnHead] === undefined && unwrapped(res)) res.writeHead = sharedHook(false, name, value);
+  else {
+    const p = planOf(res);
+    p.overName = name;
+    p.overValue = value;
+  }
 }
 
 /**
@@ -85,22 +141,35 @@ export function seeHead(res: ServerResponse, seen: HeadSeen): void {
   watchers.set(res, seen);
 }
 
-function onHead(this: Res, status: number, ...rest: unknown[]): ServerResponse {
+function onHead(this: Res, status: number, a?: unknown, b?: unknown): ServerResponse {
   const p = this[kOnHead] as OnHead;
   this.writeHead = p.writeHead;
-  const at = typeof rest[0] === 'string' ? 1 : 0;
-  const given = rest[at];
+  // biome-ignore lint/complexity/noArguments: how many were given, without a rest list per response
+  return run(this, p.writeHead, p.strip, p.add, p.overName, p.overValue, status, arguments.length, a, b);
+}
+
+/** The plan's steps on the head `writeHead(status, a, b)` (`count`: how many arguments were given), then the replaced `writeHead`. */
+function run(res: ServerResponse, writeHead: ServerResponse['writeHead'], strip: boolean, add: AddedHeaders | undefined, overName: string | undefined, overValue: string, status: number, count: number, a: unknown, b: unknown): ServerResponse {
+  // writeHead(status, headers) or writeHead(status, statusMessage, headers).
+  const message = typeof a === 'string';
+  const given = message ? b : a;
   let out = given;
-  if (p.strip) out = stripped(this, status, out);
-  if (p.add !== undefined) out = added(this, p.add, out);
-  if (p.overName !== undefined) out = overwritten(this, p.overName, p.overValue, out);
-  if (out !== given) rest[at] = out;
+  if (strip) out = stripped(res, status, out);
+  if (add !== undefined) out = added(res, add, out);
+  if (overName !== undefined) out = overwritten(res, overName, overValue, out);
   // What is written: the headers set on the response and those given here (node merges them in writeHead).
   if (responseChannels.inbound.hasSubscribers) {
-    const w = watchers.get(this);
-    if (w !== undefined) seen(this, w, status, out);
+    const w = watchers.get(res);
+    if (w !== undefined) seen(res, w, status, out);
   }
-  return (p.writeHead as (this: ServerResponse, ...a: unknown[]) => ServerResponse).call(this, status, ...rest);
+  const call = writeHead as (this: ServerResponse, ...x: unknown[]) => ServerResponse;
+  // The arguments as given, the headers among them replaced when a step changed them.
+  const changed = out !== given;
+  const n = changed ? Math.max(count - 1, message ? 2 : 1) : count - 1;
+  if (n <= 0) return call.call(res, status);
+  const x0 = message || !changed ? a : out;
+  if (n === 1) return call.call(res, status, x0);
+  return call.call(res, status, x0, message && changed ? out : b);
 }
 
 function seen(res: ServerResponse, fn: HeadSeen, status: number, given: unknown): void {
@@ -152,6 +221,9 @@ function stripped(res: ServerResponse, status: number, given: unknown): unknown 
 }
 
 function added(res: ServerResponse, headers: AddedHeaders, given: unknown): unknown {
+  // A list of pairs: the lines go after the app's, in the list — node:http takes a list of pairs
+  // only while nothing was set with setHeader (it throws on one otherwise).
+  if (Array.isArray(given) && given.length > 0 && Array.isArray(given[0])) return [...given, ...Object.entries(headers).flatMap(([k, v]) => lines(v).map((x) => [k, x]))];
   const obj = given !== null && typeof given === 'object' && !Array.isArray(given) ? { ...(given as Record<string, number | string | string[]>) } : undefined;
   for (const [k, v] of Object.entries(headers)) {
     const inObj = obj === undefined ? undefined : Object.keys(obj).find((n) => n.toLowerCase() === k);
