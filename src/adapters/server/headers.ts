@@ -157,7 +157,7 @@ export function replaceHeaders(req: IncomingMessage, h: Headers): void {
  * HTTP/2's compatibility request (`http2.createServer(mesh.handler(…))`, Fastify's `http2`) only
  * through getters, so the array it returns is changed in place.
  */
-function setRawHeaders(req: IncomingMessage, raw: string[]): void {
+export function setRawHeaders(req: IncomingMessage, raw: string[]): void {
   if (Object.hasOwn(req, 'rawHeaders')) {
     (req as { rawHeaders: string[] }).rawHeaders = raw;
     rawHeadersChanged(req);
