@@ -30,12 +30,22 @@ const REQUEST_HOP = ['connection', 'keep-alive', 'proxy-connection', 'upgrade'];
 interface Seen {
   headers: IncomingHttpHeaders;
   raw: string[];
+  /** `req.headersDistinct`'s names (node:http builds it from rawHeaders when first read), or what reading it threw. */
+  distinct?: string[] | string;
+}
+
+function distinctOf(req: IncomingMessage): string[] | string {
+  try {
+    return Object.keys(req.headersDistinct).sort();
+  } catch (err) {
+    return String(err);
+  }
 }
 
 /** The app: answers what it saw, with every hop-by-hop header an app could set (with setHeader and in writeHead). */
 function app(seen: Seen[]) {
   return (req: IncomingMessage, res: ServerResponse) => {
-    seen.push({ headers: { ...req.headers }, raw: [...req.rawHeaders] });
+    seen.push({ headers: { ...req.headers }, raw: [...req.rawHeaders], distinct: distinctOf(req) });
     req.resume();
     req.on('end', () => {
       res.setHeader('Connection', 'close');
@@ -80,7 +90,7 @@ const entries: [string, Start][] = [
       const f = Fastify({ ...mesh.fastifyOptions() });
       await f.register(mesh.fastify() as never);
       f.get('/*', (req, reply) => {
-        seen.push({ headers: { ...req.headers }, raw: [...req.raw.rawHeaders] });
+        seen.push({ headers: { ...req.headers }, raw: [...req.raw.rawHeaders], distinct: distinctOf(req.raw) });
         // Fastify passes its reply's headers to writeHead (no transfer-encoding: it sets content-length).
         reply.header('connection', 'close').header('keep-alive', 'timeout=99').header('proxy-connection', 'close').header('upgrade', 'h2c').header('x-app', 'kept').type('text/plain');
         return 'hello world';
@@ -164,6 +174,8 @@ describe('hop-by-hop headers on the server side', async () => {
           // A generated x-request-id reaches the app in both forms, whichever way its headers were given.
           assert.match(String(s.headers['x-request-id']), /^[0-9a-f-]{36}$/);
           assert.ok(s.raw.includes(String(s.headers['x-request-id'])));
+          // node:http's headersDistinct, read from the changed rawHeaders: the same names (it threw a TypeError, or missed the mesh's).
+          assert.deepEqual(s.distinct, Object.keys(s.headers).sort(), 'req.headersDistinct');
         }
         assert.equal(ends.length, 2);
         const [ea, eb] = ends as [InboundEndMessage, InboundEndMessage];

@@ -152,6 +152,40 @@ describe("mesh.handler() on an HTTP/2 server of the app's own (node:http2's comp
       await mesh.close();
     }
   });
+  it("a caller's Istio metadata-exchange headers (a sidecar's, a mesh client's) are taken off and the app answers; before, taking them off rawHeaders threw (a getter only) out of the server's request event (the request was never answered)", { timeout: 10_000 }, async () => {
+    const mesh = await createMesh({ service: 'httpbin', namespace: 'foo', config: [], logger: { warn: () => undefined } });
+    const server = createHttp2Server(
+      mesh.handler((req, res) => {
+        res.end(JSON.stringify({ headers: req.headers, raw: req.rawHeaders }));
+      }) as never,
+    );
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const session = h2connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    try {
+      const got = await new Promise<{ status: number; headers: Record<string, unknown>; text: string }>((resolve, reject) => {
+        const s = session.request({ ':path': '/', 'x-envoy-peer-metadata-id': 'sidecar~10.0.0.9~productpage-v1-1.default~default.svc.cluster.local', 'x-envoy-peer-metadata': 'ChoKCkNMVVNURVJfSUQSDBoKS3ViZXJuZXRlcw==', 'x-caller': 'kept' });
+        let head: Record<string, unknown> = {};
+        let text = '';
+        s.on('response', (h) => (head = h));
+        s.setEncoding('utf8');
+        s.on('data', (c: string) => (text += c));
+        s.on('error', reject);
+        s.on('end', () => resolve({ status: Number(head[':status']), headers: head, text }));
+      });
+      assert.equal(got.status, 200, got.text);
+      const seen = JSON.parse(got.text) as { headers: Record<string, string>; raw: string[] };
+      assert.equal(seen.headers['x-caller'], 'kept');
+      assert.equal(seen.headers['x-envoy-peer-metadata'], undefined);
+      assert.equal(seen.headers['x-envoy-peer-metadata-id'], undefined);
+      assert.ok(!seen.raw.includes('x-envoy-peer-metadata') && !seen.raw.includes('x-envoy-peer-metadata-id'), 'rawHeaders keep none');
+      // This workload's own, as a sidecar answers the exchange.
+      assert.match(String(got.headers['x-envoy-peer-metadata-id']), /^sidecar~/);
+    } finally {
+      session.close();
+      await new Promise((r) => server.close(r));
+      await mesh.close();
+    }
+  });
 });
 
 describe('a refusal before the request body is in (HTTP/1.1)', () => {

@@ -14,6 +14,7 @@ import type { Headers } from '../../core/handler.ts';
 import { hostConflict } from '../../inbound/guard.ts';
 import type { InboundRequest } from '../../inbound/pipeline.ts';
 import { finishRequestHopByHop } from './hop-by-hop.ts';
+import { rawHeadersChanged } from './raw-count.ts';
 
 /** The phases' view of a request's headers: lower-cased names, repeated headers as lists. */
 export function headersFromRaw(raw: readonly string[]): Headers {
@@ -107,6 +108,7 @@ export function setHeaderInPlace(req: IncomingMessage, name: string, value: stri
   else {
     req.headers[name] = value;
     req.rawHeaders.push(name, value);
+    rawHeadersChanged(req);
   }
 }
 
@@ -155,9 +157,10 @@ export function replaceHeaders(req: IncomingMessage, h: Headers): void {
  * HTTP/2's compatibility request (`http2.createServer(mesh.handler(…))`, Fastify's `http2`) only
  * through getters, so the array it returns is changed in place.
  */
-function setRawHeaders(req: IncomingMessage, raw: string[]): void {
+export function setRawHeaders(req: IncomingMessage, raw: string[]): void {
   if (Object.hasOwn(req, 'rawHeaders')) {
     (req as { rawHeaders: string[] }).rawHeaders = raw;
+    rawHeadersChanged(req);
     return;
   }
   const own = req.rawHeaders;

@@ -24,6 +24,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { isHopByHopName, REQUEST_HOP_BY_HOP, removeHopByHop } from '../../core/hop-by-hop.ts';
+import { rawHeadersChanged } from './raw-count.ts';
 
 /** What leaves a request: the hop-by-hop headers and `te` (put back as `trailers` when it offers them). */
 const REQUEST_AND_TE: readonly string[] = [...REQUEST_HOP_BY_HOP, 'te'];
@@ -50,6 +51,7 @@ export function stripRequestHopByHop(req: IncomingMessage, later = false): void 
   }
   raw.length = w;
   if (offersTrailers(h.te)) raw.push('te', 'trailers');
+  rawHeadersChanged(req);
   if (!later) finishRequestHopByHop(req);
 }
 

@@ -11,6 +11,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Headers } from '../../core/handler.ts';
 import { PEER_ID_HEADER, PEER_METADATA_HEADER } from '../../telemetry/metrics/peer-metadata.ts';
+import { setRawHeaders } from './headers.ts';
 
 /** The exchange headers of one side. */
 export interface PeerHeaders {
@@ -46,7 +47,8 @@ export function exchangePeerMetadata(own: PeerHeaders, headers: Headers, req: In
     if (k === PEER_ID_HEADER || k === PEER_METADATA_HEADER) continue;
     kept.push(raw[i] as string, raw[i + 1] as string);
   }
-  (req as { rawHeaders: string[] }).rawHeaders = kept;
+  // HTTP/2's compatibility request has rawHeaders through a getter only: assigning them threw (and the exception took the process down).
+  setRawHeaders(req, kept);
   if (!res.headersSent) {
     if (id !== undefined) res.setHeader(PEER_ID_HEADER, own.id);
     if (value !== undefined) res.setHeader(PEER_METADATA_HEADER, own.value);
