@@ -98,6 +98,12 @@ const forms: [string, Answer, (r: Awaited<ReturnType<typeof answer>>) => void][]
     (r) => assert.deepEqual([r.status, r.message], [203, 'Fine']),
   ],
   ['writeHead(status, message, object)', (res) => res.writeHead(200, 'Good', { server: 'app', connection: 'close', 'x-app': '1' }).end(), (r) => assert.deepEqual([r.status, r.message], [200, 'Good'])],
+  // Node reads the headers from the third argument whenever it is given (writeHead's `obj ??= reason`).
+  [
+    'writeHead(status, undefined, object)',
+    (res) => (res.writeHead as (s: number, m: unknown, h: unknown) => ServerResponse)(200, undefined, { server: 'app', 'keep-alive': 'timeout=9', 'x-app': '1' }).end(),
+    (r) => assert.equal(r.status, 200),
+  ],
   ['writeHead(status, raw list)', (res) => res.writeHead(200, ['Server', 'app', 'Keep-Alive', 'timeout=9', 'x-app', '1']).end(), (r) => assert.equal(r.status, 200)],
   [
     'writeHead(status, list of pairs)',

@@ -150,9 +150,10 @@ function onHead(this: Res, status: number, a?: unknown, b?: unknown): ServerResp
 
 /** The plan's steps on the head `writeHead(status, a, b)` (`count`: how many arguments were given), then the replaced `writeHead`. */
 function run(res: ServerResponse, writeHead: ServerResponse['writeHead'], strip: boolean, add: AddedHeaders | undefined, overName: string | undefined, overValue: string, status: number, count: number, a: unknown, b: unknown): ServerResponse {
-  // writeHead(status, headers) or writeHead(status, statusMessage, headers).
-  const message = typeof a === 'string';
-  const given = message ? b : a;
+  // writeHead(status, headers), writeHead(status, statusMessage, headers), or any third argument
+  // given (node's writeHead reads its headers there whenever it is not null: `obj ??= reason`).
+  const third = typeof a === 'string' || (count > 2 && b != null);
+  const given = third ? b : a;
   let out = given;
   if (strip) out = stripped(res, status, out);
   if (add !== undefined) out = added(res, add, out);
@@ -164,12 +165,10 @@ function run(res: ServerResponse, writeHead: ServerResponse['writeHead'], strip:
   }
   const call = writeHead as (this: ServerResponse, ...x: unknown[]) => ServerResponse;
   // The arguments as given, the headers among them replaced when a step changed them.
-  const changed = out !== given;
-  const n = changed ? Math.max(count - 1, message ? 2 : 1) : count - 1;
-  if (n <= 0) return call.call(res, status);
-  const x0 = message || !changed ? a : out;
-  if (n === 1) return call.call(res, status, x0);
-  return call.call(res, status, x0, message && changed ? out : b);
+  if (third) return call.call(res, status, a, out !== given ? out : b);
+  if (out !== given) return call.call(res, status, out);
+  if (count <= 1) return call.call(res, status);
+  return count === 2 ? call.call(res, status, a) : call.call(res, status, a, b);
 }
 
 function seen(res: ServerResponse, fn: HeadSeen, status: number, given: unknown): void {
