@@ -4,37 +4,15 @@
  * fails), and an HTTP/2 (h2c) caller of `mesh.createServer`. Real sockets, independent clients.
  */
 import assert from 'node:assert/strict';
-import { get, type IncomingMessage } from 'node:http';
 import { connect as h2connect } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import { createMesh, type Mesh } from '../../src/index.ts';
+import { createMesh } from '../../src/index.ts';
 import { type Echo, EchoClient, unary } from '../helpers/grpc.ts';
-import { until } from '../helpers/until.ts';
+import { openTap } from '../helpers/tap.ts';
 
-type Rec = Record<string, unknown>;
 
-async function openTap(mesh: Mesh): Promise<{ records: Rec[]; wait(type: string, n: number): Promise<Rec[]>; close(): void }> {
-  const res = await new Promise<IncomingMessage>((resolve, reject) => get(`${mesh.adminUrl}/tap`, resolve).on('error', reject));
-  assert.equal(res.statusCode, 200);
-  const records: Rec[] = [];
-  let pending = '';
-  res.setEncoding('utf8').on('data', (d: string) => {
-    pending += d;
-    for (let nl = pending.indexOf('\n'); nl >= 0; nl = pending.indexOf('\n')) {
-      records.push(JSON.parse(pending.slice(0, nl)) as Rec);
-      pending = pending.slice(nl + 1);
-    }
-  });
-  const of = (type: string) => records.filter((r) => r.type === type);
-  const wait = async (type: string, n: number) => {
-    await until(() => of(type).length >= n, `${n} ${type} record(s) on /tap: ${JSON.stringify(records)}`);
-    return of(type);
-  };
-  await wait('start', 1);
-  return { records, wait, close: () => res.destroy() };
-}
 
 describe('admin /tap: inbound gRPC and HTTP/2', () => {
   it('a grpc-js server under serverInterceptors and mesh.grpc.bind: each call is an in/grpc req and an end with its gRPC status', async () => {

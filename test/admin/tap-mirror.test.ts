@@ -5,14 +5,13 @@
  * copy's answer), beside the caller's own call; `meshlet tap` marks the line `mirror=true`.
  */
 import assert from 'node:assert/strict';
-import { get, type IncomingMessage } from 'node:http';
 import { describe, it } from 'node:test';
 import { createMesh } from '../../src/index.ts';
+import { openTap, type Tap } from '../helpers/tap.ts';
 import { until } from '../helpers/until.ts';
 import { answering, call, serviceEntry, startUpstream, virtualService } from '../helpers/upstreams.ts';
 
 const quiet = { warn: () => {} };
-type Rec = Record<string, unknown>;
 
 describe('admin /tap: mirror copies', () => {
   it("shows a mirror copy as a request of its own (mirror: true, the mirror's cluster, endpoint and answer), and a cluster filter finds it", async () => {
@@ -28,23 +27,9 @@ describe('admin /tap: mirror copies', () => {
         virtualService('primary', ['primary.default.svc.cluster.local'], [{ name: 'm', route: [{ destination: { host: 'primary.default.svc.cluster.local' } }], mirror: { host: 'shadow.default.svc.cluster.local' } }]),
       ],
     });
-    const taps: { res: IncomingMessage; records: Rec[] }[] = [];
+    const taps: Tap[] = [];
     try {
-      for (const q of ['', '?cluster=shadow']) {
-        const res = await new Promise<IncomingMessage>((resolve, reject) => get(`${mesh.adminUrl}/tap${q}`, resolve).on('error', reject));
-        const records: Rec[] = [];
-        let pending = '';
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => {
-          pending += d;
-          for (let nl = pending.indexOf('\n'); nl >= 0; nl = pending.indexOf('\n')) {
-            records.push(JSON.parse(pending.slice(0, nl)) as Rec);
-            pending = pending.slice(nl + 1);
-          }
-        });
-        taps.push({ res, records });
-        await until(() => records.length > 0, 'the start record');
-      }
+      for (const q of ['', '?cluster=shadow']) taps.push(await openTap(mesh, q));
       assert.equal((await call(mesh, 'http://primary.default.svc.cluster.local/x?secret=1')).status, 200);
       const [all, filtered] = taps;
       assert.ok(all !== undefined && filtered !== undefined);
@@ -71,7 +56,7 @@ describe('admin /tap: mirror copies', () => {
         ],
       );
     } finally {
-      for (const t of taps) t.res.destroy();
+      for (const t of taps) t.close();
       await mesh.close();
       await primary.close();
       await shadow.close();

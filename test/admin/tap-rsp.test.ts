@@ -10,47 +10,20 @@
  * decides on the rsp's status.
  */
 import assert from 'node:assert/strict';
-import { get, type IncomingMessage } from 'node:http';
 import { connect as h2connect } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import express from 'express';
 import Fastify from 'fastify';
-import { createMesh, type Mesh } from '../../src/index.ts';
+import { createMesh } from '../../src/index.ts';
 import { responseChannels } from '../../src/core/observe-response.ts';
 import { type Echo, EchoClient, grpc, grpcServiceEntry, startGrpcUpstream, status, unary } from '../helpers/grpc.ts';
+import { openTap, type TapRecord as Rec } from '../helpers/tap.ts';
 import { until } from '../helpers/until.ts';
 import { call, deadPort, serviceEntry, startUpstream, virtualService } from '../helpers/upstreams.ts';
 
 const quiet = { warn: () => {} };
-type Rec = Record<string, unknown>;
 
-interface Tap {
-  readonly records: Rec[];
-  wait(type: string, n: number): Promise<Rec[]>;
-  close(): void;
-}
-
-async function openTap(mesh: Mesh, query = ''): Promise<Tap> {
-  const res = await new Promise<IncomingMessage>((resolve, reject) => get(`${mesh.adminUrl}/tap${query}`, resolve).on('error', reject));
-  assert.equal(res.statusCode, 200);
-  const records: Rec[] = [];
-  let pending = '';
-  res.setEncoding('utf8').on('data', (d: string) => {
-    pending += d;
-    for (let nl = pending.indexOf('\n'); nl >= 0; nl = pending.indexOf('\n')) {
-      records.push(JSON.parse(pending.slice(0, nl)) as Rec);
-      pending = pending.slice(nl + 1);
-    }
-  });
-  const of = (type: string) => records.filter((r) => r.type === type);
-  const wait = async (type: string, n: number) => {
-    await until(() => of(type).length >= n, `${n} ${type} record(s) on /tap${query}: ${JSON.stringify(records)}`);
-    return of(type);
-  };
-  await wait('start', 1);
-  return { records, wait, close: () => res.destroy() };
-}
 
 /** Each request's records in order, by id: `[type, …]`; and its rsp. */
 function byId(records: Rec[]): Map<number, Rec[]> {

@@ -11,60 +11,19 @@ import { spawn } from 'node:child_process';
 import { get, type IncomingMessage } from 'node:http';
 import { describe, it } from 'node:test';
 import express from 'express';
-import { createMesh, ManualClock, type Mesh } from '../../src/index.ts';
+import { createMesh, ManualClock } from '../../src/index.ts';
 import { channels } from '../../src/core/observe.ts';
 import { MAX_TAP_CLIENTS } from '../../src/mesh-tap.ts';
 import { MAX_BUFFERED } from '../../src/mesh-tap-stream.ts';
 import { type Echo, EchoClient, grpcServiceEntry, startGrpcUpstream, unary } from '../helpers/grpc.ts';
 import { cleanupPki, makeCa, workloadCredentials } from '../helpers/pki.ts';
+import { openTap, type Tap, type TapRecord as Rec } from '../helpers/tap.ts';
 import { skipWithout } from '../helpers/tools.ts';
 import { until } from '../helpers/until.ts';
 import { answering, call, deadPort, serviceEntry, startUpstream, virtualService } from '../helpers/upstreams.ts';
 
 const quiet = { warn: () => {} };
-type Rec = Record<string, unknown>;
 
-/** A /tap client: its records as they come, and a way to go away. */
-interface Tap {
-  readonly records: Rec[];
-  readonly res: IncomingMessage;
-  /** Waits until `n` records of `type` came. */
-  wait(type: string, n: number): Promise<Rec[]>;
-  /** Resolves when the server ended the stream. */
-  readonly ended: Promise<void>;
-  close(): void;
-}
-
-async function openTap(mesh: Mesh, query = ''): Promise<Tap> {
-  const res = await new Promise<IncomingMessage>((resolve, reject) => get(`${mesh.adminUrl}/tap${query}`, resolve).on('error', reject));
-  assert.equal(res.statusCode, 200);
-  assert.match(String(res.headers['content-type']), /^application\/x-ndjson/);
-  const records: Rec[] = [];
-  let pending = '';
-  res.setEncoding('utf8');
-  res.on('data', (d: string) => {
-    pending += d;
-    for (let nl = pending.indexOf('\n'); nl >= 0; nl = pending.indexOf('\n')) {
-      records.push(JSON.parse(pending.slice(0, nl)) as Rec);
-      pending = pending.slice(nl + 1);
-    }
-  });
-  const ended = new Promise<void>((resolve) => res.once('end', resolve));
-  const of = (type: string) => records.filter((r) => r.type === type);
-  const tap: Tap = {
-    records,
-    res,
-    ended,
-    wait: async (type, n) => {
-      await until(() => of(type).length >= n, `${n} ${type} record(s) on /tap${query}: ${JSON.stringify(records)}`);
-      return of(type);
-    },
-    close: () => res.destroy(),
-  };
-  // Subscribed once the first record came.
-  await tap.wait('start', 1);
-  return tap;
-}
 
 /**
  * The channel only /tap subscribes in these meshes (the admin endpoint's /stats keeps call:end,
