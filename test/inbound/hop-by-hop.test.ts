@@ -195,6 +195,70 @@ describe('hop-by-hop headers on the server side', async () => {
     });
   }
 
+  // What code ahead of the mesh (a logger reading req.headers when the answer is done) sees of a request the mesh denies itself.
+  const denied: [string, (mesh: Mesh, seen: IncomingHttpHeaders[]) => Promise<{ port: number; close(): Promise<void> }>][] = [
+    [
+      'mesh.handler()',
+      async (mesh, seen) => {
+        const handler = mesh.handler(() => assert.fail('a denied request reached the app'));
+        const server = createServer((req, res) => {
+          res.on('finish', () => seen.push({ ...req.headers }));
+          handler(req, res);
+        });
+        return { port: await listen(server), close: () => new Promise((r) => server.close(() => r())) };
+      },
+    ],
+    [
+      'mesh.express()',
+      async (mesh, seen) => {
+        const a = express();
+        a.use((req, res, next) => {
+          res.on('finish', () => seen.push({ ...req.headers }));
+          next();
+        });
+        a.use(mesh.express());
+        a.use(() => assert.fail('a denied request reached the app'));
+        const server = createServer(a);
+        return { port: await listen(server), close: () => new Promise((r) => server.close(() => r())) };
+      },
+    ],
+    [
+      'mesh.fastify()',
+      async (mesh, seen) => {
+        const f = Fastify({ ...mesh.fastifyOptions() });
+        f.addHook('onResponse', async (req) => {
+          seen.push({ ...req.raw.headers });
+        });
+        await f.register(mesh.fastify() as never);
+        f.get('/*', () => assert.fail('a denied request reached the app'));
+        await f.listen({ port: 0, host: '127.0.0.1' });
+        return { port: (f.server.address() as AddressInfo).port, close: () => f.close() };
+      },
+    ],
+  ];
+  for (const [name, start] of denied) {
+    it(`${name}: a request the mesh denies loses its hop-by-hop headers too (code ahead of the mesh reads them after the answer)`, async () => {
+      const deny = { apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', metadata: { name: 'd', namespace: 'foo' }, spec: { action: 'DENY', rules: [{ to: [{ operation: { paths: ['/hop'] } }] }] } };
+      const mesh = await createMesh({ service: 'reviews', namespace: 'foo', logger: quiet, config: [deny] as never });
+      const seen: IncomingHttpHeaders[] = [];
+      const server = await start(mesh, seen);
+      const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+      try {
+        const r = await get(agent, server.port, { 'keep-alive': 'timeout=5', 'proxy-connection': 'keep-alive', te: 'trailers, deflate', 'x-caller': 'kept' });
+        assert.equal(r.body, 'RBAC: access denied');
+        assert.equal(seen.length, 1);
+        const h = seen[0] as IncomingHttpHeaders;
+        for (const n of REQUEST_HOP) assert.equal(h[n], undefined, `the denied request's req.headers kept ${n}: ${String(h[n])}`);
+        assert.equal(h.te, 'trailers');
+        assert.equal(h['x-caller'], 'kept');
+      } finally {
+        agent.destroy();
+        await server.close();
+        await mesh.close();
+      }
+    });
+  }
+
   it('an upgrade request keeps its connection and upgrade (Envoy forwards them)', async () => {
     const mesh = await createMesh({ service: 'reviews', logger: quiet, config: [] });
     const seen: Seen[] = [];

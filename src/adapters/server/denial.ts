@@ -8,9 +8,12 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { hasBody } from '../../core/request-body.ts';
 import type { Denial } from '../../inbound/pipeline.ts';
 import { closeConnection } from './close-connection.ts';
+import { finishRequestHopByHop } from './hop-by-hop.ts';
 
 /** Writes a denial the way Envoy answers: text, or a trailers-only gRPC status for a gRPC caller. */
 export function writeDenial(res: ServerResponse, denial: Denial, grpc: boolean): void {
+  // The request is answered here, not handed on: its headers lose what stripRequestHopByHop left them.
+  finishRequestHopByHop(res.req);
   if (denial.closeConnection === true) {
     closeConnection(res.socket ?? res);
     res.destroy();

@@ -175,6 +175,8 @@ export function fastifyOptions(normalization: () => PathNormalization, serverFac
 
 /** Answers a denial through Fastify's reply (its onSend/onResponse hooks and logging still run). */
 function deny(reply: FastifyReplyLike, d: Denial, grpc: boolean, raw?: IncomingMessage): void {
+  // The request is answered here, not handed on: its headers lose what stripRequestHopByHop left them.
+  finishRequestHopByHop(reply.raw.req);
   if (d.closeConnection === true && raw !== undefined) {
     closeConnection(raw.socket);
     return;
@@ -213,7 +215,6 @@ function judgeFastify(g: InboundGuard, request: FastifyRequestLike, reply: Fasti
   try {
     j = g.judge(request.method, authority, request.url, headers, conn, request.raw);
   } catch (err) {
-    finishRequestHopByHop(request.raw);
     refuse(reply, ob, internalError(err), isGrpcContentType(headers['content-type']));
     return;
   }
@@ -239,7 +240,6 @@ function judgeLater(j: Promise<Judgement>, g: InboundGuard, request: FastifyRequ
       proceedFastify(request, reply, next, x, absolute, ob, l);
     },
     (err: unknown) => {
-      finishRequestHopByHop(request.raw);
       refuse(reply, ob, internalError(err), isGrpcContentType(headers['content-type']));
     },
   );
@@ -250,13 +250,11 @@ function proceedFastify(request: FastifyRequestLike, reply: FastifyReplyLike, ne
   const raw = request.raw;
   ob?.judged(x);
   if (!x.serve) {
-    finishRequestHopByHop(raw);
     deny(reply, x.denial, x.grpc, raw);
     return;
   }
   if (x.normalizedPath !== request.url || routedElsewhere(request.url, l)) {
     // Routed already on a path other than the one judged: refuse rather than serve it.
-    finishRequestHopByHop(raw);
     refuse(reply, ob, notNormalized(`path ${request.url} is not normalized; give Fastify mesh.fastifyOptions() to route on the normalized path`), x.request.protocol === 'grpc');
     return;
   }

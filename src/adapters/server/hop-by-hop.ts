@@ -56,8 +56,8 @@ export function stripRequestHopByHop(req: IncomingMessage, later = false): void 
 }
 
 /** Takes the hop-by-hop headers off `req.headers` (a copy without them) when {@link stripRequestHopByHop} left them there. */
-export function finishRequestHopByHop(req: IncomingMessage): void {
-  if (req.httpVersionMajor !== 1) return;
+export function finishRequestHopByHop(req: IncomingMessage | undefined): void {
+  if (req?.httpVersionMajor !== 1) return;
   const h = req.headers;
   if (h.connection === undefined && h['keep-alive'] === undefined && h['proxy-connection'] === undefined && h.upgrade === undefined && h.te === undefined) return;
   if (isUpgrade(h)) return;

@@ -26,7 +26,7 @@ import { countOwnServerConnection } from './own-server-connections.ts';
 import { inboundConnectionChannel } from '../../core/observe-connections.ts';
 import { clientCertDetailsOf } from './xfcc.ts';
 import { internalError, notNormalized, writeDenial } from './denial.ts';
-import { finishRequestHopByHop, stripRequestHopByHop } from './hop-by-hop.ts';
+import { stripRequestHopByHop } from './hop-by-hop.ts';
 import { addOnHead, overwriteOnHead, stripHopByHopOnHead } from './on-head.ts';
 
 /** `req.meshlet` on requests the mesh let through. */
@@ -98,8 +98,13 @@ const kOn = Symbol('meshlet.on');
 /** A request whose listeners run in its context: the scope, and the `on` the wrappers replaced (shared functions, not closures per request). */
 type Scoped = IncomingMessage & { [kScope]?: AsyncResource; [kOn]?: IncomingMessage['on'] };
 
+/** The `on` the wrappers replaced on `req` (an emitter's own, should the wrappers have been copied elsewhere). */
+function replacedOn(req: Scoped): (this: unknown, n: string | symbol, l: unknown) => Scoped {
+  return (req[kOn] ?? (req instanceof Readable ? Readable.prototype.on : EventEmitter.prototype.on)) as (this: unknown, n: string | symbol, l: unknown) => Scoped;
+}
+
 function onInContext(this: Scoped, name: string | symbol, listener: (...args: unknown[]) => unknown): Scoped {
-  const on = (this[kOn] ?? (this instanceof Readable ? Readable.prototype.on : EventEmitter.prototype.on)) as (this: unknown, n: string | symbol, l: unknown) => Scoped;
+  const on = replacedOn(this);
   const scope = this[kScope];
   if (typeof listener !== 'function' || scope === undefined) return on.call(this, name, listener);
   const wrapped: ContextListener = function (this: unknown, ...args: unknown[]) {
@@ -113,7 +118,7 @@ function onInContext(this: Scoped, name: string | symbol, listener: (...args: un
 // wrapper's `.listener` is then the original, so removeListener(original) finds it — as
 // events.once() and pipe() rely on to clean up — and listeners() gives the original back.
 function onceInContext(this: Scoped, name: string | symbol, listener: (...args: unknown[]) => unknown): Scoped {
-  const on = (this[kOn] ?? (this instanceof Readable ? Readable.prototype.on : EventEmitter.prototype.on)) as (this: unknown, n: string | symbol, l: unknown) => Scoped;
+  const on = replacedOn(this);
   const scope = this[kScope];
   if (typeof listener !== 'function' || scope === undefined) return on.call(this, name, listener);
   let fired = false;
@@ -140,7 +145,6 @@ export function enterContext(req: IncomingMessage, j: Extract<Judgement, { serve
 function proceed(req: MeshRequest, res: ServerResponse, j: Judgement, next: () => void, rewrite: boolean, hostChanged: boolean, mounted: string | undefined, ob: InboundObservation | undefined): void {
   ob?.judged(j);
   if (!j.serve) {
-    finishRequestHopByHop(req);
     writeDenial(res, j.denial, j.grpc);
     return;
   }
@@ -149,7 +153,6 @@ function proceed(req: MeshRequest, res: ServerResponse, j: Judgement, next: () =
     // saw it: a path that normalization changed cannot be routed again, so it is refused.
     const where = (req as { baseUrl?: string }).baseUrl;
     const d = notNormalized(`path ${mounted} is not normalized and mesh.express() is mounted under ${where}; use app.use(mesh.express()) first`);
-    finishRequestHopByHop(req);
     ob?.denied(d);
     writeDenial(res, d, j.request.protocol === 'grpc');
     return;
@@ -285,7 +288,6 @@ function judgeNode(
   } catch (err) {
     // Fail closed.
     const d = internalError(err);
-    finishRequestHopByHop(req);
     ob?.denied(d);
     writeDenial(res, d, isGrpcContentType(headers['content-type']));
     return;
@@ -309,7 +311,6 @@ function judgeLater(j: Promise<Judgement>, guard: InboundGuard, req: MeshRequest
     },
     (err: unknown) => {
       const d = internalError(err);
-      finishRequestHopByHop(req);
       ob?.denied(d);
       writeDenial(res, d, isGrpcContentType(headers['content-type']));
     },
