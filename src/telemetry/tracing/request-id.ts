@@ -1,30 +1,22 @@
 /**
  * `x-request-id` values as Envoy generates them for a request without one: a random (version 4)
- * UUID. The random bytes come from `crypto.randomFillSync`, as Envoy's come from BoringSSL's
- * `RAND_bytes`, 64 KiB at a time (4096 ids: each call costs about as much as 4 KiB of bytes, so a
- * 4 KiB pool spent ~50–80 ns of every served request's id on the call); each id is written as text in one go and read out as
- * one flat string. `crypto.randomUUID()` (the same kind of id, from Node's own buffer of random
+ * UUID. The random bytes come from the ids' pool (random-pool.ts: `crypto.randomFillSync`, as
+ * Envoy's come from BoringSSL's `RAND_bytes`); each id is written as text in one go and read out
+ * as one flat string. `crypto.randomUUID()` (the same kind of id, from Node's own buffer of random
  * bytes) builds its text from twenty string pieces, which undici flattens again when it checks
  * the header value.
  *
  * @module
  */
-import { randomFillSync } from 'node:crypto';
 import { writeHex } from './hex.ts';
+import { POOL, takeRandom } from './random-pool.ts';
 
-const POOL = Buffer.alloc(65536);
-let used = POOL.length;
 /** The id being written: its dashes stay, its 32 hex digits are written over. */
 const TEXT = Buffer.from('00000000-0000-4000-8000-000000000000', 'latin1');
 
 /** A new random UUID (RFC 9562 version 4, lower-case), for `x-request-id`. */
 export function newRequestId(): string {
-  if (used + 16 > POOL.length) {
-    randomFillSync(POOL);
-    used = 0;
-  }
-  const at = used;
-  used += 16;
+  const at = takeRandom(16);
   // The version (4) and the variant (10xx) bits.
   POOL[at + 6] = ((POOL[at + 6] as number) & 0x0f) | 0x40;
   POOL[at + 8] = ((POOL[at + 8] as number) & 0x3f) | 0x80;

@@ -3,7 +3,11 @@ import crypto from 'node:crypto';
 import { describe, it } from 'node:test';
 import type { Headers } from '../../core/handler.ts';
 import { inject } from './propagation.ts';
+import { POOL_SIZE } from './random-pool.ts';
 import { newIds, newSpanId, newTraceId, newUnsampledTraceparent } from './span-context.ts';
+
+/** Ids of 24 bytes (a trace and a span id) enough to pass the next refill of the pool, and 400 after it. */
+const PAST_REFILL = Math.ceil(POOL_SIZE / 24) + 400;
 
 describe('ids cut from the random pool', () => {
   it('trace and span ids: 32 and 16 hex digits, every byte value used, unique', () => {
@@ -24,7 +28,7 @@ describe('ids cut from the random pool', () => {
     // Every draw zero from the next refill of the pool on.
     t.mock.method(crypto, 'randomFillSync', (b: Buffer) => b.fill(0));
     const seen: string[] = [];
-    for (let i = 0; i < 400; i++) seen.push(newTraceId(), newSpanId());
+    for (let i = 0; i < PAST_REFILL; i++) seen.push(newTraceId(), newSpanId());
     const zeros = seen.filter((id) => /^0+$/.test(id));
     assert.deepEqual(zeros, []);
     assert.ok(seen.includes(`${'0'.repeat(31)}1`), 'a zero trace id drawn and made 1');
@@ -33,7 +37,7 @@ describe('ids cut from the random pool', () => {
 
   it('an unsampled traceparent: version 00, new trace and span ids from the pool, flags 00; each one new', () => {
     // Past what is left of a pool filled while randomFillSync was mocked (the test before).
-    for (let i = 0; i < 512; i++) newSpanId();
+    for (let i = 0; i < POOL_SIZE / 8; i++) newSpanId();
     const seen = new Set<string>();
     const digits = new Set<string>();
     for (let i = 0; i < 2000; i++) {
@@ -68,7 +72,7 @@ describe('ids cut from the random pool', () => {
   it('an unsampled traceparent never carries an all-zero id', (t) => {
     t.mock.method(crypto, 'randomFillSync', (b: Buffer) => b.fill(0));
     const seen: string[] = [];
-    for (let i = 0; i < 400; i++) seen.push(newUnsampledTraceparent());
+    for (let i = 0; i < PAST_REFILL; i++) seen.push(newUnsampledTraceparent());
     assert.ok(seen.includes(`00-${'0'.repeat(31)}1-${'0'.repeat(15)}1-00`), 'zero ids drawn and made 1');
     assert.deepEqual(
       seen.filter((tp) => /^00-0{32}-|-0{16}-00$/.test(tp)),

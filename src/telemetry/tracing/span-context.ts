@@ -5,10 +5,10 @@
  *
  * @module
  */
-import crypto from 'node:crypto';
 import { ProxyTracerProvider, type SpanContext, type TraceState, trace } from '@opentelemetry/api';
 import { writeHex } from './hex.ts';
 import type { RemoteContext } from './propagation.ts';
+import { POOL, takeRandom } from './random-pool.ts';
 
 /** The API's no-op provider (what a proxy provider delegates to until an SDK is registered). */
 const NOOP_PROVIDER = new ProxyTracerProvider().getDelegate();
@@ -21,38 +21,21 @@ export function sdkRegistered(): boolean {
 }
 
 /**
- * Random bytes for ids, cut from a pool refilled 4 KiB at a time, each id one
- * `toString('hex')` of its bytes (a flat string: built from 2-character pieces it was a rope
- * that undici flattens again when it checks the header value). The pool is refilled by one
- * `crypto.randomFillSync` of the whole pool (~12 µs per 4 KiB, 170 unsampled `traceparent`s):
- * filled word by word from `Math.random` (as the OpenTelemetry SDK's `RandomIdGenerator` draws),
- * the loop ran once per 170 calls, was seen running unoptimised in the benchmarks' heap profiles,
- * and there boxed every draw: ~90–140 bytes of garbage per `traceparent`, and 100–145 µs per
- * refill against ~12 (a `randomFillSync` per id, as once, cost more than the rest of the call's
- * tracing; one per pool does not).
- */
-const POOL = Buffer.alloc(4096);
-let used = POOL.length;
-
-/**
- * The offset of `n` random bytes in the pool, taken (refilled first when fewer are left). An
- * all-zero id is invalid (W3C): as the SDK, its last byte is made 1.
+ * The offset of `n` random bytes in the pool (random-pool.ts), taken. An all-zero id is invalid
+ * (W3C): as the SDK, its last byte is made 1. Each id is then one `toString('hex')` of its bytes
+ * (a flat string: built from 2-character pieces it was a rope that undici flattens again when it
+ * checks the header value).
  */
 function take(n: number): number {
-  if (used + n > POOL.length) {
-    crypto.randomFillSync(POOL);
-    used = 0;
-  }
+  const at = takeRandom(n);
   let zero = true;
-  for (let i = used; i < used + n; i++) {
+  for (let i = at; i < at + n; i++) {
     if (POOL[i] !== 0) {
       zero = false;
       break;
     }
   }
-  if (zero) POOL[used + n - 1] = 1;
-  const at = used;
-  used += n;
+  if (zero) POOL[at + n - 1] = 1;
   return at;
 }
 
