@@ -220,8 +220,7 @@ type Read = { readonly interval: HistogramStatistics; readonly cumulative: Histo
 
 /** `ParentHistogramImpl::bucketSummary` (`?histogram_buckets=cumulative`): `B0.5(interval,cumulative) B1(…) …` over Envoy's default buckets (`{:g}`). */
 export function bucketSummary(h: Read): string {
-  if (!h.used) return 'No recorded values';
-  return DEFAULT_BUCKETS.map((b, i) => `B${formatG(b)}(${h.interval.buckets[i] ?? 0},${h.cumulative.buckets[i] ?? 0})`).join(' ');
+  return h.used ? bucketLine(h.interval.buckets, h.cumulative.buckets) : 'No recorded values';
 }
 
 /** `computeDisjointBuckets`: each default bucket's own count (its cumulative count less the previous bucket's). */
@@ -229,12 +228,13 @@ export function disjoint(buckets: readonly number[]): number[] {
   return buckets.map((n, i) => n - (i === 0 ? 0 : (buckets[i - 1] as number)));
 }
 
-/** `StatsTextRender::addDisjointBuckets` (`?histogram_buckets=disjoint`): `B0.5(interval,cumulative) …` of each bucket's own count. */
+/** `StatsTextRender::addDisjointBuckets` (`?histogram_buckets=disjoint`): the same line of each bucket's own count. */
 export function disjointSummary(h: Read): string {
-  if (!h.used) return 'No recorded values';
-  const iv = disjoint(h.interval.buckets);
-  const cu = disjoint(h.cumulative.buckets);
-  return DEFAULT_BUCKETS.map((b, i) => `B${formatG(b)}(${iv[i] ?? 0},${cu[i] ?? 0})`).join(' ');
+  return h.used ? bucketLine(disjoint(h.interval.buckets), disjoint(h.cumulative.buckets)) : 'No recorded values';
+}
+
+function bucketLine(interval: readonly number[], cumulative: readonly number[]): string {
+  return DEFAULT_BUCKETS.map((b, i) => `B${formatG(b)}(${interval[i] ?? 0},${cumulative[i] ?? 0})`).join(' ');
 }
 
 /** `StatsTextRender` detailed (`?histogram_buckets=detailed`): the bins (`lower,width:count`) of the totals and the interval, then the quantile summary, on indented lines. */
