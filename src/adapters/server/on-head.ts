@@ -85,6 +85,20 @@ function unwrapped(res: ServerResponse): boolean {
   return !Object.hasOwn(res, 'writeHead');
 }
 
+const NOTHING: SharedState = { strip: false, overName: undefined, overValue: '' };
+
+/**
+ * Gives the response the shared hook of its plan with `strip` (when given) or the overwrite of
+ * `overName` (when given) added; false when it cannot have one (a plan of its own, or a
+ * `writeHead` someone else wrapped), and the plan is to change instead.
+ */
+function toShared(res: ServerResponse, strip: boolean | undefined, overName: string | undefined, overValue: string): boolean {
+  const now = sharedStateOf(res) ?? ((res as Res)[kOnHead] === undefined && unwrapped(res) ? NOTHING : undefined);
+  if (now === undefined) return false;
+  res.writeHead = overName === undefined ? sharedHook(strip ?? now.strip, now.overName, now.overValue) : sharedHook(strip ?? now.strip, overName, overValue);
+  return true;
+}
+
 function planOf(res: Res): OnHead {
   let p = res[kOnHead];
   if (p === undefined) {
@@ -99,10 +113,7 @@ function planOf(res: Res): OnHead {
 
 /** Takes the app's hop-by-hop headers off its response when the head is written (installed once the request is the app's, so the mesh's own answers — a denial's `connection: close` — keep theirs). */
 export function stripHopByHopOnHead(res: ServerResponse): void {
-  const shared = sharedStateOf(res);
-  if (shared !== undefined) res.writeHead = sharedHook(true, shared.overName, shared.overValue);
-  else if ((res as Res)[kOnHead] === undefined && unwrapped(res)) res.writeHead = sharedHook(true, undefined, '');
-  else planOf(res).strip = true;
+  if (!toShared(res, true, undefined, '')) planOf(res).strip = true;
 }
 
 /** Adds `headers` to the response when its head is written, after whatever the app set. */
@@ -119,14 +130,10 @@ export function addOnHead(res: ServerResponse, headers: AddedHeaders): void {
 
 /** Sets `name` to `value` on the response when its head is written, replacing whatever the app set. */
 export function overwriteOnHead(res: ServerResponse, name: string, value: string): void {
-  const shared = sharedStateOf(res);
-  if (shared !== undefined) res.writeHead = sharedHook(shared.strip, name, value);
-  else if ((res as Res)[kOnHead] === undefined && unwrapped(res)) res.writeHead = sharedHook(false, name, value);
-  else {
-    const p = planOf(res);
-    p.overName = name;
-    p.overValue = value;
-  }
+  if (toShared(res, undefined, name, value)) return;
+  const p = planOf(res);
+  p.overName = name;
+  p.overValue = value;
 }
 
 /**
