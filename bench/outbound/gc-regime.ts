@@ -23,13 +23,24 @@
  * `undici.request`, reading each body as text. `GC_REGIME_CPU_PROF=<file>` writes a CPU profile of
  * the measured loop alone (each child overwrites it: give one mode with `--modes`).
  *
+ * A CPU profile's time per function is wall-clock time: its samples land on whatever the main
+ * thread was running when the kernel took the CPU away, so on a shared CPU (this process's own GC
+ * helper threads are pinned to the same CPU) every function looks slower in proportion to how long
+ * the main thread waited. The `main run` / `main wait` columns (Linux `schedstat`, µs per request)
+ * say how much of it was CPU and how much waiting, and `helpers` the CPU of the process's other
+ * threads (V8's GC workers, compilers). `GC_REGIME_PERF=<file>` records the main thread's own CPU
+ * samples over the measured loop (`perf record -e cpu-clock -t <pid>`, which advances only while
+ * the thread runs; the child runs with `--perf-basic-prof-only-functions` so that perf can name
+ * JavaScript functions; bench/outbound/perf-split.ts splits the file by where the code comes from).
+ *
  * @module
  */
-import { type ChildProcess, fork, spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { type ChildProcess, fork, spawn, spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as inspector from 'node:inspector/promises';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
 import v8 from 'node:v8';
 import { HOST, meshResources } from './mesh-config.ts';
 
@@ -44,7 +55,31 @@ interface Sample {
   msPerScavenge: number;
   gcMsPer1000: number;
   cpuUsPerReq: number;
+  /** The main thread's CPU and run-queue wait, and the other threads' CPU, µs per request (0 where /proc has no schedstat). */
+  mainRunUs: number;
+  mainWaitUs: number;
+  helpersUs: number;
   failures: number;
+}
+
+/** Each thread's CPU and run-queue wait so far, ns (Linux `/proc/self/task/<tid>/schedstat`; empty elsewhere). */
+function schedStats(): Map<string, { run: number; wait: number }> {
+  const m = new Map<string, { run: number; wait: number }>();
+  let tids: string[] = [];
+  try {
+    tids = readdirSync('/proc/self/task');
+  } catch {
+    return m;
+  }
+  for (const t of tids) {
+    try {
+      const [run, wait] = readFileSync(`/proc/self/task/${t}/schedstat`, 'utf8').split(' ').map(Number);
+      m.set(t, { run: run ?? 0, wait: wait ?? 0 });
+    } catch {
+      // A thread that ended between the listing and the read.
+    }
+  }
+  return m;
 }
 
 function youngMb(): number {
@@ -122,9 +157,31 @@ async function child(mode: Mode, port: number, requests: number, meshModule: str
     await session.post('Profiler.setSamplingInterval', { interval: 100 });
     await session.post('Profiler.start');
   }
+  // GC_REGIME_PERF=<file>: the main thread's CPU samples over the measured loop (perf's cpu-clock advances only while it runs).
+  const perfFile = process.env.GC_REGIME_PERF;
+  const perf = perfFile === undefined ? undefined : spawn('perf', ['record', '-q', '-e', 'cpu-clock', '-F', '5000', '-t', String(process.pid), '-o', perfFile], { stdio: 'ignore' });
+  // perf attaches after it starts; not waiting would lose the loop's first samples, not change them.
+  if (perf !== undefined) await sleep(700);
+  const s0 = schedStats();
   const c0 = process.cpuUsage();
   await run(requests);
   const c = process.cpuUsage(c0);
+  const s1 = schedStats();
+  if (perf !== undefined) {
+    const exited = new Promise((resolve) => perf.once('exit', resolve));
+    perf.kill('SIGINT');
+    await exited;
+  }
+  let mainRun = 0;
+  let mainWait = 0;
+  let helpers = 0;
+  for (const [tid, b] of s1) {
+    const a = s0.get(tid) ?? { run: 0, wait: 0 };
+    if (tid === String(process.pid)) {
+      mainRun = b.run - a.run;
+      mainWait = b.wait - a.wait;
+    } else helpers += b.run - a.run;
+  }
   on = false;
   if (session !== undefined && profFile !== undefined) {
     const { profile } = (await session.post('Profiler.stop')) as { profile: object };
@@ -141,6 +198,9 @@ async function child(mode: Mode, port: number, requests: number, meshModule: str
     msPerScavenge: scavenges === 0 ? 0 : +(scavengeMs / scavenges).toFixed(1),
     gcMsPer1000: +((gcMs / requests) * 1000).toFixed(2),
     cpuUsPerReq: +((c.user + c.system) / requests).toFixed(1),
+    mainRunUs: +(mainRun / 1e3 / requests).toFixed(1),
+    mainWaitUs: +(mainWait / 1e3 / requests).toFixed(1),
+    helpersUs: +(helpers / 1e3 / requests).toFixed(1),
     failures,
   };
 }
@@ -172,6 +232,8 @@ async function main(): Promise<void> {
   for (let r = 0; r < rounds; r++) {
     for (const mode of r % 2 === 0 ? modes : [...modes].reverse()) {
       const flags = mode.endsWith('-nopt') ? ['--no-allocation-site-pretenuring'] : [];
+      // perf names JIT code from /tmp/perf-<pid>.map.
+      if (process.env.GC_REGIME_PERF !== undefined) flags.push('--perf-basic-prof-only-functions');
       const cmd = [...flags, SELF, '--child', mode, String(port), String(requests), meshModule, api];
       const res = pin ? spawnSync('taskset', ['-c', '0', process.execPath, ...cmd], { encoding: 'utf8' }) : spawnSync(process.execPath, cmd, { encoding: 'utf8' });
       if (res.status !== 0) throw new Error(`${mode}: ${res.stderr}`);
@@ -180,11 +242,11 @@ async function main(): Promise<void> {
   }
   up.kill();
   console.log(`${rounds} rounds, ${requests} requests measured per run (after ${Math.round(requests / 2)} to warm up), c=64, ${api === 'fetch' ? 'fetch' : 'undici.request'}, Node ${process.version}${pin ? ', client on CPU 0, upstream on CPU 1' : ''}; medians:\n`);
-  console.log('| mode | young generation at start, MB | scavenges | ms per scavenge | GC ms per 1000 requests | client CPU µs/req | failures |');
-  console.log('|---|---|---|---|---|---|---|');
+  console.log('| mode | young generation at start, MB | scavenges | ms per scavenge | GC ms per 1000 requests | client CPU µs/req | main run µs/req | main wait µs/req | helpers µs/req | failures |');
+  console.log('|---|---|---|---|---|---|---|---|---|---|');
   for (const [mode, xs] of all) {
     const m = (f: (s: Sample) => number) => median(xs.map(f));
-    console.log(`| ${mode} | ${m((s) => s.youngMbAtStart)} | ${m((s) => s.scavenges)} | ${m((s) => s.msPerScavenge).toFixed(1)} | ${m((s) => s.gcMsPer1000).toFixed(2)} | ${m((s) => s.cpuUsPerReq).toFixed(1)} | ${xs.reduce((a, s) => a + s.failures, 0)} |`);
+    console.log(`| ${mode} | ${m((s) => s.youngMbAtStart)} | ${m((s) => s.scavenges)} | ${m((s) => s.msPerScavenge).toFixed(1)} | ${m((s) => s.gcMsPer1000).toFixed(2)} | ${m((s) => s.cpuUsPerReq).toFixed(1)} | ${m((s) => s.mainRunUs).toFixed(1)} | ${m((s) => s.mainWaitUs).toFixed(1)} | ${m((s) => s.helpersUs).toFixed(1)} | ${xs.reduce((a, s) => a + s.failures, 0)} |`);
   }
 }
 
