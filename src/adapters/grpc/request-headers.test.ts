@@ -73,6 +73,15 @@ describe("an attempt's request headers as a flat list (node:http2's raw headers)
     assert.ok(fromList.includes('AQID'), 'a -bin value goes base64, as grpc-js writes it');
   });
 
+  it("marks the attempt's own ids never indexed (HPACK), in the list and the object alike; short own values and shared ones stay indexed", () => {
+    const md = attemptMetadata({ 'x-caller-id': '0377d26b-5a8c-415b-be6a-f8fbca0fdad2' }, bag({ 'x-envoy-peer-metadata-id': 'sidecar~10.0.0.1~a.default~default.svc.cluster.local' }), bag({ 'x-request-id': '0377d26b-5a8c-415b-be6a-f8fbca0fdad2', 'x-envoy-attempt-count': '2' }));
+    const never = (h: object | undefined) => (h as { [http2.sensitiveHeaders]?: string[] } | undefined)?.[http2.sensitiveHeaders];
+    assert.deepEqual(never(rawHeadersOf(md, ex, 'ua', 'http')), ['x-request-id']);
+    assert.deepEqual(never(objectHeadersOf(md, ex, 'ua')), ['x-request-id']);
+    assert.equal(never(rawHeadersOf(attemptMetadata({}, undefined, bag({ 'x-envoy-attempt-count': '2' })), ex, 'ua', 'http')), undefined);
+    assert.equal(never(rawHeadersOf(attemptMetadata({}), ex, 'ua', 'http')), undefined);
+  });
+
   it('names that meet are left to the object form (its rules say which value goes where)', () => {
     assert.equal(rawHeadersOf(attemptMetadata({ 'x-a': '1' }, bag({ 'x-a': '2' })), ex, 'ua', 'http'), undefined, 'the caller and the mesh');
     assert.equal(rawHeadersOf(attemptMetadata({}, bag({ 'x-a': '1' }), bag({ 'x-a': '2' })), ex, 'ua', 'http'), undefined, 'shared and own');

@@ -14,8 +14,16 @@
  * meet (the same name from the caller and the mesh, a caller's name the object puts first): the
  * object form's rules decide those.
  *
+ * An attempt's own values of 16 characters or more (`x-request-id`, a trace's ids: new on every
+ * call) go out never indexed (`http2.sensitiveHeaders`, nghttp2's NO_INDEX): an HPACK
+ * representation, the same header on the wire. Indexed, each call's id took a new entry in the
+ * connection's 4 KiB dynamic table and evicted the oldest, so every ~40 calls the
+ * metadata-exchange headers (~600 bytes) fell out of it and went out literally again, for the
+ * server to decode again.
+ *
  * @module
  */
+import * as http2 from 'node:http2';
 import type { ClientHttp2Session, ClientHttp2Stream, OutgoingHttpHeaders } from 'node:http2';
 import type { Metadata } from '@grpc/grpc-js';
 import type { Exchange } from '../../core/exchange.ts';
@@ -29,6 +37,33 @@ const LATER = new Set(['grpc-timeout', 'x-envoy-expected-rq-timeout-ms', 'grpc-a
 
 /** An object puts names that read as array indexes first: such a name sends the object form. */
 const INDEX = /^(?:0|[1-9][0-9]*)$/;
+
+/** node:http2's mark of the headers to send never indexed. */
+const NEVER_INDEX: typeof http2.sensitiveHeaders = http2.sensitiveHeaders;
+
+/** An own value this long is an id, new on every call (a short one, a count, repeats): not worth a place in HPACK's table. */
+const ID_LENGTH = 16;
+
+/** The names of the last list of never-indexed headers, shared while the next attempt has the same (frozen: Node only reads it). */
+let lastNames: readonly string[] = Object.freeze([]);
+
+/** The names of `own`'s values that go out never indexed, or undefined for none. */
+export function neverIndexedOf(own: WireHeaders | undefined): readonly string[] | undefined {
+  if (own === undefined) return undefined;
+  let names: string[] | undefined;
+  let same = true;
+  for (const k in own) {
+    const v = own[k] as string | string[];
+    if (typeof v === 'string' ? v.length < ID_LENGTH : !v.some((one) => one.length >= ID_LENGTH)) continue;
+    if (names === undefined) names = [];
+    if (lastNames[names.length] !== k) same = false;
+    names.push(k);
+  }
+  if (names === undefined) return undefined;
+  if (same && names.length === lastNames.length) return lastNames;
+  lastNames = Object.freeze(names);
+  return lastNames;
+}
 
 /** Whether this Node takes raw headers in `request()` (undefined: not tried yet). */
 let raw: boolean | undefined;
@@ -69,6 +104,10 @@ export function objectHeadersOf(metadata: Metadata, ex: Exchange, userAgent: str
   h[':method'] = 'POST';
   h[':path'] = ex.path;
   h.te = 'trailers';
+  if (isWireMetadata(metadata)) {
+    const never = neverIndexedOf(metadata.own);
+    if (never !== undefined) (h as Record<symbol, unknown>)[NEVER_INDEX] = never;
+  }
   return h;
 }
 
@@ -92,6 +131,8 @@ export function rawHeadersOf(metadata: Metadata, ex: Exchange, userAgent: string
   if (typeof timeout !== 'string') list.push('grpc-timeout', timeout.grpc, 'x-envoy-expected-rq-timeout-ms', timeout.expected);
   else if (timeout !== '') list.push('grpc-timeout', timeout);
   list.push('grpc-accept-encoding', ACCEPT, 'accept-encoding', 'identity', 'user-agent', userAgentOf(ex, userAgent), 'content-type', 'application/grpc', 'te', 'trailers');
+  const never = neverIndexedOf(own);
+  if (never !== undefined) (list as unknown as Record<symbol, unknown>)[NEVER_INDEX] = never;
   return list;
 }
 
