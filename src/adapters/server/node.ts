@@ -106,12 +106,30 @@ function replacedOn(req: Scoped): (this: unknown, n: string | symbol, l: unknown
 function onInContext(this: Scoped, name: string | symbol, listener: (...args: unknown[]) => unknown): Scoped {
   const on = replacedOn(this);
   const scope = this[kScope];
-  if (typeof listener !== 'function' || scope === undefined) return on.call(this, name, listener);
+  if (typeof listener !== 'function' || scope === undefined || isNodeClearIncoming(name, listener)) return on.call(this, name, listener);
   const wrapped: ContextListener = function (this: unknown, ...args: unknown[]) {
     return scope.runInAsyncScope(listener, this, ...args);
   };
   wrapped.listener = listener;
   return on.call(this, name, wrapped);
+}
+
+/** node:http's own `clearIncoming`, once recognized (see {@link isNodeClearIncoming}). */
+let nodeClearIncoming: unknown;
+
+/**
+ * True for node:http's own `clearIncoming`, its `'end'` listener on a request answered before it
+ * was read to its end (nearly every GET): it needs no context and is left unwrapped. Recognized by
+ * name and caller (node:http's server module) once, by identity after; an app's namesake is wrapped.
+ */
+function isNodeClearIncoming(name: string | symbol, listener: (...args: unknown[]) => unknown): boolean {
+  if (listener === nodeClearIncoming) return true;
+  if (nodeClearIncoming !== undefined || name !== 'end' || listener.name !== 'clearIncoming') return false;
+  // The frames above: this function, onInContext, then its caller.
+  const caller = (new Error().stack ?? '').split('\n', 4)[3] ?? '';
+  if (!caller.includes('(node:_http_server:')) return false;
+  nodeClearIncoming = listener;
+  return true;
 }
 
 // once() made here rather than by EventEmitter's (which adds its own wrapper through on()): the
