@@ -1,7 +1,7 @@
 /**
  * Inbound benchmark: what meshlet's server side costs a node:http, Express or Fastify server.
  *
- *   node_modules/.bin/node bench/inbound/run.ts [--rounds N] [--slice MS] [--slices N] [--warmup S] [--concurrency C] [--telemetry] [--spin US]… [--framework F]… [--mesh-module src|FILE] [--quick] [--write]
+ *   node_modules/.bin/node bench/inbound/run.ts [--rounds N] [--slice MS] [--slices N] [--warmup S] [--concurrency C] [--telemetry] [--spin US]… [--framework F]… [--mesh-module src|FILE] [--server-cpu-prof DIR] [--quick] [--write]
  *
  * Six servers, each its own process pinned to CPU 0 (the load client runs on CPU 1): http, express,
  * fastify, each raw and with meshlet in front under a realistic policy set — one
@@ -23,9 +23,14 @@
  * control per framework: the raw server plus US µs of calibrated pure-JavaScript work per request,
  * no meshlet — what that much work alone costs over loopback. A second table gives every server's
  * user and system CPU per request and how often the client slept per request.
+ *
+ * `--server-cpu-prof DIR` writes a CPU profile of each server's measured rounds (not its start-up
+ * or warm-up; sampled every 100 µs through the inspector) to `DIR/<server>.cpuprofile`, and the
+ * requests each profile covers to `DIR/requests.json`, for `bench/inbound/profile-diff.ts`.
  */
 import { type ChildProcess, fork, spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
 import { meshletBuild } from '../lib/meshlet-build.ts';
@@ -43,8 +48,10 @@ const { values: a } = parseArgs({
     write: { type: 'boolean', default: false },
     telemetry: { type: 'boolean', default: false },
     spin: { type: 'string', multiple: true },
+    shape: { type: 'boolean', default: false },
     framework: { type: 'string', multiple: true },
     'mesh-module': { type: 'string' },
+    'server-cpu-prof': { type: 'string' },
   },
 });
 const SPINS = (a.spin ?? []).map((x) => {
@@ -61,16 +68,18 @@ const WARMUP_S = Number(a.warmup ?? (quick ? 2 : 4));
 const C = Number(a.concurrency ?? 64);
 /** The built package (dist/, rebuilt when src/ is newer), `--mesh-module src`, or a file (bench/lib/meshlet-build.ts). */
 const MESHLET = meshletBuild(a['mesh-module']);
+const CPU_PROF = a['server-cpu-prof'] === undefined ? undefined : resolve(a['server-cpu-prof']);
+if (CPU_PROF !== undefined) mkdirSync(CPU_PROF, { recursive: true });
 
 const ALL_FRAMEWORKS = ['http', 'express', 'fastify'] as const;
 type Framework = (typeof ALL_FRAMEWORKS)[number];
 for (const f of a.framework ?? []) if (!(ALL_FRAMEWORKS as readonly string[]).includes(f)) throw new Error(`--framework ${f}: one of ${ALL_FRAMEWORKS.join(', ')}`);
 const FRAMEWORKS = ALL_FRAMEWORKS.filter((f) => a.framework === undefined || a.framework.includes(f));
 /** `spin<US>`: the raw server plus US µs of pure-JavaScript work per request (a control, no meshlet). */
-type Mode = 'raw' | 'mesh' | 'mesh-otel' | `spin${number}`;
+type Mode = 'raw' | 'mesh' | 'mesh-otel' | 'shape' | `spin${number}`;
 type Variant = { framework: Framework; mode: Mode; mesh: boolean; id: string };
 const VARIANTS: Variant[] = FRAMEWORKS.flatMap((f) =>
-  (['raw', 'mesh', ...(TELEMETRY ? (['mesh-otel'] as const) : []), ...SPINS.map((us) => `spin${us}` as const)] as Mode[]).map((mode) => ({ framework: f, mode, mesh: mode === 'mesh' || mode === 'mesh-otel', id: `${f}-${mode}` })),
+  (['raw', 'mesh', ...(TELEMETRY ? (['mesh-otel'] as const) : []), ...(a.shape === true ? (['shape'] as const) : []), ...SPINS.map((us) => `spin${us}` as const)] as Mode[]).map((mode) => ({ framework: f, mode, mesh: mode === 'mesh' || mode === 'mesh-otel', id: `${f}-${mode}` })),
 );
 
 // ---------------------------------------------------------------- config and token
@@ -132,7 +141,7 @@ function taskset(pid: number, cpu: number): void {
 async function start(v: Variant): Promise<Server> {
   const proc = fork(new URL('./server.ts', import.meta.url).pathname, [v.framework, v.mode, dir], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    env: { ...process.env, BENCH_MESHLET_INDEX: MESHLET.index, BENCH_MESHLET_TELEMETRY: MESHLET.telemetry },
+    env: { ...process.env, BENCH_MESHLET_INDEX: MESHLET.index, BENCH_MESHLET_TELEMETRY: MESHLET.telemetry, ...(CPU_PROF === undefined ? {} : { BENCH_CPU_PROF: '1' }) },
   });
   const ready = await new Promise<{ port: number; phases: string[] }>((resolve, reject) => {
     proc.once('message', (m) => resolve(m as { port: number; phases: string[] }));
@@ -173,6 +182,25 @@ for (const s of servers) if (s.v.mesh) console.log(`${s.v.id}: phases ${s.phases
 console.log(`warm-up ${WARMUP_S} s each…`);
 for (const s of servers) await load(s, WARMUP_S * 1000);
 
+/** Asks every server to start (or stop and write) its CPU profile, and waits until all have. */
+async function profiles(what: 'start' | 'stop'): Promise<void> {
+  if (CPU_PROF === undefined) return;
+  await Promise.all(
+    servers.map(
+      (s) =>
+        new Promise<void>((done) => {
+          const on = (m: { type?: string }): void => {
+            if (m.type !== (what === 'start' ? 'profile-started' : 'profile-written')) return;
+            s.proc.off('message', on);
+            done();
+          };
+          s.proc.on('message', on);
+          s.proc.send({ type: `profile-${what}`, file: join(CPU_PROF, `${s.v.id}.cpuprofile`) });
+        }),
+    ),
+  );
+}
+
 interface Tally {
   requests: number;
   failures: number;
@@ -183,6 +211,7 @@ interface Tally {
   clientSleeps: number;
 }
 const rounds: Map<string, Tally>[] = [];
+await profiles('start');
 for (let r = 0; r < ROUNDS; r++) {
   const t = new Map<string, Tally>(VARIANTS.map((v) => [v.id, { requests: 0, failures: 0, cpuUs: 0, ms: 0, userTicks: 0, sysTicks: 0, clientSleeps: 0 }]));
   for (let i = 0; i < SLICES; i++) {
@@ -201,6 +230,13 @@ for (let r = 0; r < ROUNDS; r++) {
   }
   rounds.push(t);
   console.log(`round ${r + 1}: ${VARIANTS.map((v) => `${v.id} ${((t.get(v.id) as Tally).requests / ((t.get(v.id) as Tally).ms / 1000)).toFixed(0)} rps`).join(', ')}`);
+}
+
+await profiles('stop');
+if (CPU_PROF !== undefined) {
+  const requests = Object.fromEntries(VARIANTS.map((v) => [v.id, rounds.reduce((n, t) => n + (t.get(v.id) as Tally).requests + (t.get(v.id) as Tally).failures, 0)]));
+  writeFileSync(join(CPU_PROF, 'requests.json'), `${JSON.stringify(requests, null, 2)}\n`);
+  console.log(`CPU profiles of the measured rounds in ${CPU_PROF}`);
 }
 
 const rps = (x: Tally) => x.requests / (x.ms / 1000);
@@ -232,12 +268,13 @@ function kernelTable(): string[] {
   return out;
 }
 const control =
-  SPINS.length === 0
+  SPINS.length === 0 && a.shape !== true
     ? []
     : [
         '',
         'Control: the raw server plus calibrated pure-JavaScript work per request (no meshlet), what that much work alone costs over loopback.',
         ...SPINS.flatMap((us) => ['', ...table(`spin${us}`, `raw + ${us} µs JS`)]),
+        ...(a.shape === true ? ['', 'Control: the raw server whose requests and responses get the own properties meshlet gives them (`on`, `once`, `addListener`, `meshlet`, two symbols; `writeHead`), nothing else.', '', ...table('shape', 'raw + shape')] : []),
         '',
         'Kernel side: user and system CPU per request, and how often the load client slept per request (a server slower than the client wakes it on most responses).',
         '',

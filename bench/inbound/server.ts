@@ -5,7 +5,8 @@
  * bench/inbound/run.ts over IPC). It answers
  * `GET /api/items/<n>` with a small JSON body and reports its port.
  */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import Fastify from 'fastify';
@@ -13,7 +14,10 @@ import Fastify from 'fastify';
 const [framework, modeArg, configDir] = process.argv.slice(2) as ['http' | 'express' | 'fastify', string, string];
 // `spin<US>`: a control — the raw server plus US µs of pure-JavaScript work per request.
 const SPIN_US = modeArg.startsWith('spin') ? Number(modeArg.slice(4)) : 0;
-const withMesh = (SPIN_US > 0 ? 'raw' : modeArg) as 'raw' | 'mesh' | 'mesh-otel';
+// `shape`: a control — the raw server whose requests and responses get the own properties
+// meshlet's adapters give them (nothing else meshlet does): what their hidden classes alone cost.
+const SHAPE = modeArg === 'shape';
+const withMesh = (SPIN_US > 0 || SHAPE ? 'raw' : modeArg) as 'raw' | 'mesh' | 'mesh-otel';
 const BODY = JSON.stringify({ id: 1, name: 'item', tags: ['a', 'b'] });
 
 // Telemetry on: startTelemetry() (Prometheus endpoint, OTLP span export to a sink), as bench/outbound's -otel variants.
@@ -45,7 +49,33 @@ function spin(): void {
   if (spinRounds > 0) work(spinRounds);
 }
 
-function plain(_req: IncomingMessage, res: ServerResponse): void {
+const kScope = Symbol('shape.scope');
+const kOn = Symbol('shape.on');
+const INFO = Object.freeze({ principal: undefined });
+function shapeOn(this: IncomingMessage, name: string | symbol, listener: (...args: unknown[]) => void): IncomingMessage {
+  return Readable.prototype.on.call(this, name, listener) as IncomingMessage;
+}
+function shapeOnce(this: IncomingMessage, name: string | symbol, listener: (...args: unknown[]) => void): IncomingMessage {
+  return Readable.prototype.once.call(this, name, listener) as IncomingMessage;
+}
+function shapeWriteHead(this: ServerResponse, ...args: unknown[]): ServerResponse {
+  return (ServerResponse.prototype.writeHead as (...a: unknown[]) => ServerResponse).apply(this, args);
+}
+/** The own properties meshlet's adapters give an admitted request and its response, in their order (`shape` mode). */
+function shape(req: IncomingMessage, res: ServerResponse): void {
+  if (!SHAPE) return;
+  const r = req as unknown as Record<string | symbol, unknown>;
+  r['meshlet'] = INFO;
+  r[kScope] = INFO;
+  r[kOn] = req.on;
+  r['on'] = shapeOn;
+  r['addListener'] = shapeOn;
+  r['once'] = shapeOnce;
+  (res as unknown as Record<string, unknown>)['writeHead'] = shapeWriteHead;
+}
+
+function plain(req: IncomingMessage, res: ServerResponse): void {
+  shape(req, res);
   spin();
   res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(BODY)) });
   res.end(BODY);
@@ -60,6 +90,10 @@ if (framework === 'http') {
 } else if (framework === 'express') {
   const app = express();
   if (mesh !== undefined) app.use(mesh.express());
+  if (SHAPE) app.use((req, res, next) => {
+    shape(req, res);
+    next();
+  });
   app.get('/api/items/:id', (_req, res) => {
     spin();
     res.type('application/json').send(BODY);
@@ -71,6 +105,10 @@ if (framework === 'http') {
 } else {
   const app = Fastify(mesh === undefined ? {} : { ...mesh.fastifyOptions() });
   if (mesh !== undefined) await app.register(mesh.fastify() as never);
+  if (SHAPE) app.addHook('onRequest', (request, reply, done) => {
+    shape(request.raw, reply.raw);
+    done();
+  });
   app.get('/api/items/:id', async (_req, reply) => {
     spin();
     return reply.type('application/json').send(BODY);
@@ -78,6 +116,24 @@ if (framework === 'http') {
   await app.listen({ port: 0, host: '127.0.0.1' });
   app.server.keepAliveTimeout = 60_000;
   port = (app.server.address() as AddressInfo).port;
+}
+// `--server-cpu-prof` (bench/inbound/run.ts): a CPU profile of the measured rounds only (not the
+// start-up or the warm-up), started and stopped over IPC, written where run.ts says.
+if (process.env['BENCH_CPU_PROF'] !== undefined) {
+  const { Session } = await import('node:inspector/promises');
+  const { writeFileSync } = await import('node:fs');
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.setSamplingInterval', { interval: Number(process.env['BENCH_CPU_PROF_INTERVAL'] ?? 100) });
+  process.on('message', (m: { type?: string; file?: string }) => {
+    if (m.type === 'profile-start') void session.post('Profiler.start').then(() => process.send?.({ type: 'profile-started' }));
+    else if (m.type === 'profile-stop')
+      void session.post('Profiler.stop').then(({ profile }) => {
+        writeFileSync(m.file as string, JSON.stringify(profile));
+        process.send?.({ type: 'profile-written' });
+      });
+  });
 }
 process.send?.({ type: 'ready', port, phases: mesh === undefined ? [] : mesh.diagnostics().inboundPhases });
 process.on('disconnect', () => process.exit(0));

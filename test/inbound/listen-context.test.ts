@@ -4,7 +4,8 @@
  * bookkeeping still works on them (removal by the original function, once, listeners()).
  */
 import assert from 'node:assert/strict';
-import type { IncomingMessage } from 'node:http';
+import { createServer, type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { once } from 'node:events';
 import { PassThrough } from 'node:stream';
@@ -101,4 +102,48 @@ test('a request entered twice (a second mesh admits it too): listeners run in th
   other.on('data', onData);
   other.emit('data', Buffer.from('y'));
   assert.deepEqual(seen, [500, 42]);
+});
+
+test("node:http's own 'end' listener on an answered request (clearIncoming) is added as it is; an app's listener of that name is wrapped", async () => {
+  const seen: { raw: string[]; wrapped: boolean[]; appDeadlines: number[] } = { raw: [], wrapped: [], appDeadlines: [] };
+  let bothRan: () => void = () => {};
+  const ran = new Promise<void>((resolve) => {
+    bothRan = resolve;
+  });
+  const server = createServer((req, res) => {
+    runInContext({ deadline: 77 }, () => {
+      listenInContext(req);
+      res.on('finish', () => {
+        // node:http added clearIncoming when the response finished before the request's end was read.
+        for (const l of req.rawListeners('end')) {
+          seen.raw.push(l.name);
+          seen.wrapped.push((l as { listener?: unknown }).listener !== undefined);
+        }
+        // A function of the app's that happens to have the same name runs in the request's context.
+        const clearIncoming = () => {
+          seen.appDeadlines.push(currentContext().deadline);
+          if (seen.appDeadlines.length === 2) bothRan();
+        };
+        req.on('end', clearIncoming);
+        req.resume();
+      });
+      res.end('ok');
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  try {
+    for (let i = 0; i < 2; i++) {
+      const r = await fetch(`http://127.0.0.1:${port}/`);
+      assert.equal(await r.text(), 'ok');
+    }
+    await ran;
+  } finally {
+    server.closeAllConnections();
+    server.close();
+  }
+  assert.deepEqual(seen.raw, ['clearIncoming', 'clearIncoming'], "node:http's listener, one per request");
+  assert.deepEqual(seen.wrapped, [false, false], 'added unwrapped (it needs no context)');
+  assert.deepEqual(seen.appDeadlines, [77, 77], "the app's namesake ran in the request's context");
 });

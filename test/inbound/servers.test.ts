@@ -5,6 +5,7 @@
  * Each app echoes what it saw: the path it routed on, `req.meshlet`, and its MeshContext.
  */
 import assert from 'node:assert/strict';
+import type { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { connect as h2connect, createServer as createHttp2Server } from 'node:http2';
 import { type AddressInfo, connect as netConnect } from 'node:net';
@@ -84,6 +85,28 @@ describe('mesh.createServer', () => {
     const mesh = await createMesh({ service: 'httpbin', config: [] });
     try {
       assert.throws(() => mesh.createServer(undefined as never), /a request listener is required/);
+    } finally {
+      await mesh.close();
+    }
+  });
+
+  it("events other than a request's reach their listeners with the arguments they were emitted with, however many (none, a symbol's, an app's own with five)", async () => {
+    const mesh = await createMesh({ service: 'httpbin', config: [] });
+    try {
+      const server = mesh.createServer((_req, res) => res.end());
+      const seen: unknown[][] = [];
+      const kEvent = Symbol('app.event');
+      server.on('app:none', (...args: unknown[]) => seen.push(args));
+      server.on('app:one', (...args: unknown[]) => seen.push(args));
+      server.on('app:five', (...args: unknown[]) => seen.push(args));
+      const emitter = server as EventEmitter;
+      emitter.on(kEvent, (...args: unknown[]) => seen.push(args));
+      assert.equal(server.emit('app:none'), true);
+      server.emit('app:one', undefined);
+      server.emit('app:five', 1, 2, 3, 4, 5);
+      emitter.emit(kEvent, 'a', 'b');
+      assert.equal(server.emit('app:nobody', 1), false, 'no listener: false, as EventEmitter answers');
+      assert.deepEqual(seen, [[], [undefined], [1, 2, 3, 4, 5], ['a', 'b']]);
     } finally {
       await mesh.close();
     }

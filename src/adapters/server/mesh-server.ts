@@ -161,9 +161,12 @@ export class MeshHttpServer extends Server {
    * `'checkContinue'`/`'checkExpectation'` listeners when it has some — as Envoy judges each of
    * them like any request. Every other event is node:http's.
    */
-  override emit(event: string | symbol, ...args: unknown[]): boolean {
+  // Named parameters, not a rest list: node:http emits 'request' for every request, and a rest
+  // parameter made an array for each. Other events go on with the arguments they came with.
+  override emit(event: string | symbol, a?: unknown, b?: unknown, c?: unknown): boolean {
     if (event === 'request') {
-      const [req, res] = args as [IncomingMessage, ServerResponse];
+      const req = a as IncomingMessage;
+      const res = b as ServerResponse;
       if (this.#refusedPlaintext(req)) return true;
       this.#drainIfRefused(req, res);
       this.#answer(res);
@@ -178,18 +181,34 @@ export class MeshHttpServer extends Server {
       }
       return true;
     }
-    if (!JUDGED_EVENTS.has(event)) return super.emit(event as string, ...args);
-    const req = args[0] as IncomingMessage;
+    if (!JUDGED_EVENTS.has(event)) {
+      // biome-ignore lint/complexity/noArguments: how many arguments the event came with (a listener may count them)
+      switch (arguments.length) {
+        case 1:
+          return super.emit(event as string);
+        case 2:
+          return super.emit(event as string, a);
+        case 3:
+          return super.emit(event as string, a, b);
+        case 4:
+          return super.emit(event as string, a, b, c);
+        default:
+          // biome-ignore lint/complexity/noArguments: an event with more arguments than the three named (an app's own), handed on as they came
+          return Reflect.apply(Server.prototype.emit, this, arguments);
+      }
+    }
+    const req = a as IncomingMessage;
     if (this.#refusedPlaintext(req)) return true;
     if (event === 'checkContinue' || event === 'checkExpectation') {
-      const res = args[1] as ServerResponse;
+      const res = b as ServerResponse;
       // Judged before the app decides on the 100 Continue: a refused request gets its answer instead.
       this.#drainIfRefused(req, res);
       this.#answer(res);
       serveNode(this.#guard, req, res, () => super.emit(event as string, req, res));
       return true;
     }
-    const [, socket, head] = args as [IncomingMessage, Duplex, Buffer];
+    const socket = b as Duplex;
+    const head = c as Buffer;
     // node:http no longer counts it as its connection, yet close() waits for it: ended with the rest after a drain.
     this.#upgraded.add(socket);
     this.#http1.forget(req.socket);

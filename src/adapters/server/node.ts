@@ -8,9 +8,6 @@
  *
  * @module
  */
-import { AsyncResource } from 'node:async_hooks';
-import { EventEmitter } from 'node:events';
-import { Readable } from 'node:stream';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Headers } from '../../core/handler.ts';
@@ -28,6 +25,9 @@ import { clientCertDetailsOf } from './xfcc.ts';
 import { internalError, notNormalized, writeDenial } from './denial.ts';
 import { stripRequestHopByHop } from './hop-by-hop.ts';
 import { addOnHead, overwriteOnHead, stripHopByHopOnHead } from './on-head.ts';
+import { listenInContext } from './listen-in-context.ts';
+
+export { listenInContext };
 
 /** `req.meshlet` on requests the mesh let through. */
 export interface MeshRequest extends IncomingMessage {
@@ -46,8 +46,13 @@ export function connectionOf(req: IncomingMessage, guard?: InboundGuard): Connec
     return { remoteAddress: plainAddress(s.remoteAddress), remotePort: s.remotePort ?? 0, localPort: s.localPort ?? 0, scheme: (s as TLSSocket).encrypted === true ? 'https' : 'http', refused: admitted.refused, connection: downstreamOf(req) };
   }
   if ((s as TLSSocket).encrypted !== true) {
+    // The same for every request of an HTTP/1 connection: made at its first (HTTP/2's compatibility requests share a session, not a socket of their own).
+    const known = (req as { stream?: unknown }).stream === undefined ? plainConnections.get(s) : undefined;
+    if (known !== undefined) return known;
     // Dual-stack servers report IPv4 peers as ::ffff:a.b.c.d.
-    return { remoteAddress: plainAddress(s.remoteAddress), remotePort: s.remotePort ?? 0, localPort: s.localPort ?? 0, localAddress: plainAddress(s.localAddress), scheme: 'http', connection: downstreamOf(req) };
+    const conn: ConnectionInfo = { remoteAddress: plainAddress(s.remoteAddress), remotePort: s.remotePort ?? 0, localPort: s.localPort ?? 0, localAddress: plainAddress(s.localAddress), scheme: 'http', connection: downstreamOf(req) };
+    if ((req as { stream?: unknown }).stream === undefined && !s.destroyed) plainConnections.set(s, conn);
+    return conn;
   }
   const servername = (s as TLSSocket & { servername?: string | false }).servername;
   const peer = admitted !== undefined ? admitted.peer : guard === undefined ? undefined : peerOfSocket(s, guard);
@@ -65,72 +70,8 @@ export function connectionOf(req: IncomingMessage, guard?: InboundGuard): Connec
   };
 }
 
-/** An event listener wrapped to run in a context; `.listener` lets removeListener find it by the original, as EventEmitter's once-wrappers do. */
-type ContextListener = ((...args: unknown[]) => unknown) & { listener?: unknown };
-
-/**
- * Makes the listeners the app adds to `req` from now on (a body parser's 'data'/'end', …) run in
- * the current async context — the mesh context, and every other async-context store (an
- * OpenTelemetry span made active around the request): they are called from the socket's reads,
- * whose async context is not the request's. Only listeners are wrapped, when added — the
- * stream's own emits stay untouched (wrapping `emit` itself cost a fifth of a server's
- * throughput). Nothing global changes.
- *
- * The context is held by one `AsyncResource` (what `AsyncLocalStorage.snapshot()` makes too, but
- * that also binds a function and defines a deprecated getter on it: ~3 µs a request in Node 24,
- * against ~20 ns for the resource alone), kept on the request with the `on` it replaced: the
- * replacements are functions shared by every request, not two closures made for each.
- */
-export function listenInContext(req: IncomingMessage): void {
-  // The whole async context: every AsyncLocalStorage, the mesh's own store among them.
-  const r = req as Scoped;
-  r[kScope] = new AsyncResource('meshlet.request');
-  // Entered again (a second mesh's middleware): the wrappers are there, the newer scope is used.
-  if (r.on === (onInContext as unknown)) return;
-  r[kOn] = r.on;
-  r.on = onInContext as IncomingMessage['on'];
-  r.addListener = onInContext as IncomingMessage['on'];
-  r.once = onceInContext as IncomingMessage['once'];
-}
-
-const kScope = Symbol('meshlet.scope');
-const kOn = Symbol('meshlet.on');
-/** A request whose listeners run in its context: the scope, and the `on` the wrappers replaced (shared functions, not closures per request). */
-type Scoped = IncomingMessage & { [kScope]?: AsyncResource; [kOn]?: IncomingMessage['on'] };
-
-/** The `on` the wrappers replaced on `req` (an emitter's own, should the wrappers have been copied elsewhere). */
-function replacedOn(req: Scoped): (this: unknown, n: string | symbol, l: unknown) => Scoped {
-  return (req[kOn] ?? (req instanceof Readable ? Readable.prototype.on : EventEmitter.prototype.on)) as (this: unknown, n: string | symbol, l: unknown) => Scoped;
-}
-
-function onInContext(this: Scoped, name: string | symbol, listener: (...args: unknown[]) => unknown): Scoped {
-  const on = replacedOn(this);
-  const scope = this[kScope];
-  if (typeof listener !== 'function' || scope === undefined) return on.call(this, name, listener);
-  const wrapped: ContextListener = function (this: unknown, ...args: unknown[]) {
-    return scope.runInAsyncScope(listener, this, ...args);
-  };
-  wrapped.listener = listener;
-  return on.call(this, name, wrapped);
-}
-
-// once() made here rather than by EventEmitter's (which adds its own wrapper through on()): the
-// wrapper's `.listener` is then the original, so removeListener(original) finds it — as
-// events.once() and pipe() rely on to clean up — and listeners() gives the original back.
-function onceInContext(this: Scoped, name: string | symbol, listener: (...args: unknown[]) => unknown): Scoped {
-  const on = replacedOn(this);
-  const scope = this[kScope];
-  if (typeof listener !== 'function' || scope === undefined) return on.call(this, name, listener);
-  let fired = false;
-  const wrapped: ContextListener = function (this: IncomingMessage, ...args: unknown[]) {
-    this.removeListener(name, wrapped);
-    if (fired) return undefined;
-    fired = true;
-    return scope.runInAsyncScope(listener, this, ...args);
-  };
-  wrapped.listener = listener;
-  return on.call(this, name, wrapped);
-}
+/** A plaintext HTTP/1 connection's {@link ConnectionInfo} (read-only), made at its first request. */
+const plainConnections = new WeakMap<object, ConnectionInfo>();
 
 function admitted(req: IncomingMessage, next: () => void): void {
   listenInContext(req);
