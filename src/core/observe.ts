@@ -110,6 +110,11 @@ export interface CallEndMessage {
   /** The response head's headers as the caller got them, when one came (read them, never change them). */
   readonly responseHeaders?: Readonly<Record<string, string | string[] | undefined>> | undefined;
   readonly durationMs: number;
+  /**
+   * When it ended, on the mesh's clock (`clock.now()`, the one `durationMs` is measured on):
+   * subscribers that need the time use it instead of reading the clock again.
+   */
+  readonly endedAt?: number;
   /** The error the caller got, when the call failed. */
   readonly error: Error | undefined;
   /**
