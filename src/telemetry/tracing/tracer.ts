@@ -66,6 +66,8 @@ export class MeshTracing {
   /** The global TracerProvider `#tracer` came from (a new one after the app's SDK was unregistered and another registered). */
   #provider: TracerProvider;
   readonly #common: Attributes;
+  /** The Istio tags of this workload's spans (`enableIstioTags`): the same for every span. */
+  readonly #istio: Attributes;
   #client!: SideState;
   #server!: SideState;
   readonly #calls = new WeakMap<object, CallState>();
@@ -90,6 +92,7 @@ export class MeshTracing {
     this.#tracer = trace.getTracer('meshlet');
     const zone = o.locality.split('/')[1] ?? '';
     this.#common = { component: 'proxy', node_id: nodeId(o.workload, o.sourceIp), zone };
+    this.#istio = Object.freeze(istioTags(o.workload, o.options?.meshId ?? o.trustDomain, o.options?.clusterId ?? 'Kubernetes'));
     this.#handlers = [
       ['meshlet:inbound:start', (m) => this.#onInboundStart(m as InboundStartMessage)],
       ['meshlet:inbound:end', (m) => this.#onInboundEnd(m as InboundEndMessage)],
@@ -260,7 +263,7 @@ export class MeshTracing {
     this.#inbound.delete(m.request);
     if (!st.recording) return;
     const side = this.#server;
-    endServerSpan(st.span, m, st.requestId, this.#common, side.spec.enableIstioTags ? istioTags(this.#o.workload, this.#o.options?.meshId ?? this.#o.trustDomain, this.#o.options?.clusterId ?? 'Kubernetes') : undefined, side.tags);
+    endServerSpan(st.span, m, st.requestId, this.#common, side.spec.enableIstioTags ? this.#istio : undefined, side.tags);
   }
 
   // ── client side ──
@@ -363,6 +366,6 @@ export class MeshTracing {
     for (const s of st.attempts.values()) s.end();
     if (!st.recording) return;
     const side = this.#client;
-    endClientSpan(st.span, m, st.headers, st.requestId, this.#o.sourceIp, this.#common, side.spec.enableIstioTags ? istioTags(this.#o.workload, this.#o.options?.meshId ?? this.#o.trustDomain, this.#o.options?.clusterId ?? 'Kubernetes') : undefined, side.tags);
+    endClientSpan(st.span, m, st.headers, st.requestId, this.#o.sourceIp, this.#common, side.spec.enableIstioTags ? this.#istio : undefined, side.tags);
   }
 }
