@@ -72,6 +72,8 @@ export class MeshTracing {
   #server!: SideState;
   readonly #calls = new WeakMap<object, CallState>();
   readonly #inbound = new WeakMap<object, InboundState>();
+  /** Recorded served requests in {@link #inbound} whose end has not come yet. */
+  #recordedInbound = 0;
   #subscribed = false;
   #poll: ReturnType<typeof setInterval> | undefined;
   #closed = false;
@@ -238,7 +240,10 @@ export class MeshTracing {
         const started = this.#start(name, SpanKind.SERVER, parentCtx, sampled, undefined);
         span = started.span;
         // Only a recorded span needs the request's end.
-        if (started.recording) this.#inbound.set(m.request, { span, recording: true, requestId });
+        if (started.recording) {
+          this.#inbound.set(m.request, { span, recording: true, requestId });
+          this.#recordedInbound++;
+        }
         ctx = spanContextWith(parentCtx, span, REQUEST_ID, requestId);
       }
       this.#ids.keep(m.request, span);
@@ -257,10 +262,12 @@ export class MeshTracing {
   }
 
   #onInboundEnd(m: InboundEndMessage): void {
-    if (m.workload !== this.#o.workload) return;
+    // While no recorded request is in flight (the usual case at 1 %), nothing to look up.
+    if (m.workload !== this.#o.workload || this.#recordedInbound === 0) return;
     const st = this.#inbound.get(m.request);
     if (st === undefined) return;
     this.#inbound.delete(m.request);
+    this.#recordedInbound--;
     if (!st.recording) return;
     const side = this.#server;
     endServerSpan(st.span, m, st.requestId, this.#common, side.spec.enableIstioTags ? this.#istio : undefined, side.tags);
@@ -359,7 +366,8 @@ export class MeshTracing {
   }
 
   #onCallEnd(m: CallEndMessage): void {
-    if (m.workload !== this.#o.workload) return;
+    // Only a recorded call carries this tracer as its attempt observer: the unsampled one (kept nowhere) is not looked up.
+    if (m.workload !== this.#o.workload || (m.call as { attemptObserver?: AttemptObserver }).attemptObserver !== this.#attempts) return;
     const st = this.#calls.get(m.call);
     if (st === undefined) return;
     this.#calls.delete(m.call);
