@@ -26,7 +26,6 @@ export function callEndMessage(ex: ExchangeState, error: Error | undefined): Cal
   // exchange of such a call counts the messages it delivered (a field of the adapter's own
   // Exchange, not of every HTTP call's).
   const requestMessages = body instanceof ReplayableBody ? body.messages : undefined;
-  const endedAt = ex.clock?.now();
   return {
     workload: ex.workload,
     call: ex,
@@ -51,8 +50,7 @@ export function callEndMessage(ex: ExchangeState, error: Error | undefined): Cal
     requestMessages,
     responseMessages: requestMessages === undefined ? undefined : (ex as { readonly responseMessages?: number }).responseMessages,
     responseHeaders: ex.responseHeaders,
-    durationMs: endedAt === undefined ? 0 : endedAt - ex.startedAt,
-    endedAt,
+    durationMs: ex.clock === undefined ? 0 : ex.clock.now() - ex.startedAt,
     error,
     rendered: ex.rendered,
   };

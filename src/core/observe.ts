@@ -81,7 +81,10 @@ export interface CallEndMessage {
   readonly destinationService: string | undefined;
   /** The namespace of the resource that declared that service (Istio's cluster metadata `istio.services[0].namespace`). */
   readonly destinationServiceNamespace?: string | undefined;
-  /** For a host outside the registry, Istio's catch-all route the call took: `allow_any` (sent as it was, cluster `PassthroughCluster`) or `block_all` (refused under REGISTRY_ONLY). */
+  /**
+   * For a host outside the registry, Istio's catch-all route the call took: `allow_any` (sent as
+   * it was, cluster `PassthroughCluster`) or `block_all` (refused under REGISTRY_ONLY).
+   */
   readonly catchAll?: 'allow_any' | 'block_all' | undefined;
   /** The endpoint of the last attempt (`address:port`), or undefined. */
   readonly endpoint: string | undefined;
@@ -107,8 +110,6 @@ export interface CallEndMessage {
   /** The response head's headers as the caller got them, when one came (read them, never change them). */
   readonly responseHeaders?: Readonly<Record<string, string | string[] | undefined>> | undefined;
   readonly durationMs: number;
-  /** When it ended, on the mesh's clock (where `durationMs` ends): for subscribers that need the time, without a second clock read. */
-  readonly endedAt?: number;
   /** The error the caller got, when the call failed. */
   readonly error: Error | undefined;
   /**

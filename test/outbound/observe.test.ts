@@ -72,9 +72,6 @@ describe('meshlet:* diagnostics channels', () => {
     assert.equal(ok.responseBytes, 10);
     assert.equal(ok.requestBytes, 3);
     assert.equal(ok.error, undefined);
-    // The clock reading the duration was measured to, for subscribers that need the end's time (the metrics' idle series).
-    assert.equal(typeof ok.endedAt, 'number');
-    assert.ok((ok.endedAt as number) <= performance.now() && ok.durationMs >= 0);
     assert.deepEqual(ok.workload, { service: 'productpage', namespace: 'default', labels: { app: 'productpage', version: 'v1' }, serviceAccount: 'bookinfo-productpage', workloadName: 'productpage' });
     assert.equal(flaky.attempts, 2);
     assert.equal(flaky.status, 200);

@@ -309,25 +309,6 @@ describe('Istio standard metrics', () => {
     assert.equal(f.m.overflows['istio_requests_total'], 1);
   });
 
-  it("reporter=source: a series is last seen at the call's end (endedAt), the clock not read again", async () => {
-    for (const x of f.made.splice(0)) x.close();
-    let reads = 0;
-    f.now = 0;
-    const now = (): number => {
-      reads++;
-      return f.now;
-    };
-    f.m = f.make({ now }, { maxSeries: 1, idleSeriesMs: 1000 });
-    const destination = { serviceAccount: 'ratings', namespace: 'shop', labels: { app: 'ratings' } };
-    callEndCh.publish(callEnd({ destination, endedAt: 0 }));
-    reads = 0;
-    callEndCh.publish(callEnd({ destination, endedAt: 5000 }));
-    assert.equal(reads, 0);
-    // Seen at 5000 (not 0): not idle at 5500, so a new label set finds no room.
-    inboundEndCh.publish(inboundEnd({ status: 200, endedAt: 5500 }));
-    assert.equal(f.m.overflows['istio_requests_total'], 1);
-  });
-
   it('a metric that gets no new data points forgets its idle label sets too (the gRPC message counters under HTTP calls)', () => {
     for (const x of f.made.splice(0)) x.close();
     // meshlet's own series (a metric producer reads them): what a store holds is what is exported.

@@ -244,7 +244,7 @@ export class IstioMetrics {
       const peer = exchanged ?? (m.destination === undefined ? undefined : endpointPeer(m.destination));
       // The call's request headers (as the access log reads them: the exchange's own), for `request.headers` / `request.useragent` / … — the view is made only when a tag is evaluated.
       const requestHeaders = (m.call as { headers?: HeaderMap }).headers;
-      this.#recordEach(outlet, mode, sourceReporterLabels(m, this.#local, peer, tls), m, countsMessages(m), () => new AttributeView(clientRecord(m, { ...(peer === undefined ? {} : { peer: celPeer(peer) }), ...(requestHeaders === undefined ? {} : { requestHeaders }) })), m.endedAt);
+      this.#recordEach(outlet, mode, sourceReporterLabels(m, this.#local, peer, tls), m, countsMessages(m), () => new AttributeView(clientRecord(m, { ...(peer === undefined ? {} : { peer: celPeer(peer) }), ...(requestHeaders === undefined ? {} : { requestHeaders }) })), undefined);
       return;
     }
     // The labels follow from the destination's registry entry (or what it said of itself) and these inputs only.
@@ -262,7 +262,7 @@ export class IstioMetrics {
     let last = this.#lastClient;
     if (last === undefined || last.by !== by) last = this.#lastClientOf.get(by);
     if (last !== undefined && last.status === m.status && last.flags === m.flags && last.grpcStatus === m.grpcStatus && last.protocol === m.protocol && last.messages === messages && last.service === service && last.serviceNs === serviceNs && last.authority === authority && last.cluster === cluster && last.destNamespace === destNamespace && last.tlsLocal === tlsLocal && last.tlsPeer === tlsPeer && this.#groups.valid(last.group)) {
-      this.#add(outlet, last.group.series, m, m.endedAt);
+      this.#add(outlet, last.group.series, m, undefined);
       return;
     }
     const key = `${destNamespace}\u0000${m.status}\u0000${m.flags}\u0000${m.grpcStatus}\u0000${m.protocol}${messages ? '' : '-'}\u0000${service === undefined ? `\u0001${authority}\u0001${cluster}` : `${service}\u0002${serviceNs}`}\u0000${tlsLocal}\u0000${tlsPeer}`;
@@ -274,7 +274,7 @@ export class IstioMetrics {
     }
     this.#lastClient = { by, messages, status: m.status, flags: m.flags, grpcStatus: m.grpcStatus, protocol: m.protocol, service, serviceNs, authority, cluster, destNamespace, tlsLocal, tlsPeer, group: g };
     this.#lastClientOf.set(by, this.#lastClient);
-    this.#add(outlet, g.series, m, m.endedAt);
+    this.#add(outlet, g.series, m, undefined);
   };
 
   readonly #onInboundEnd = (message: unknown): void => {
