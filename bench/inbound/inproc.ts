@@ -247,6 +247,13 @@ async function child(c: ChildArgs): Promise<void> {
   const second = connect(await make(!c.meshFirst));
   const [raw, meshed] = c.meshFirst ? [second, first] : [first, second];
   for (let i = 0; i < 4; i++) for (const which of c.meshFirst ? [meshed, raw] : [raw, meshed]) await drive(which, 500);
+  if (process.env.INPROC_ALLOC !== undefined) {
+    // Bytes allocated per meshed request by function (V8's sampling heap profiler, collected garbage included).
+    const { printAllocations, sampleAllocations } = await import('../lib/alloc-sampling.ts');
+    const perOps = 4 * c.requests * CONNECTIONS;
+    const prof = await sampleAllocations(() => drive(meshed, 4 * c.requests), perOps, 512);
+    printAllocations(`${c.framework} ${c.mode}, by function (sampled)`, prof, Number(process.env.INPROC_ALLOC) || 30);
+  }
   const cpu = () => {
     const u = process.cpuUsage();
     return u.user + u.system;

@@ -31,6 +31,7 @@
 import { fork } from 'node:child_process';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import v8 from 'node:v8';
 
 const KINDS = ['plain', 'sdkonly', 'notrace', 'nospans', 'otel', 'nometrics'];
 const HERE = resolve(import.meta.dirname, '../..');
@@ -69,10 +70,17 @@ async function child(kind: string, root: string): Promise<void> {
       await mesh.close();
       process.exit(0);
     }
+    // Bytes allocated on the JS heap (its growth plus what the GCs freed): nearly deterministic where CPU is noisy.
+    const gc = new v8.GCProfiler();
+    const h0 = v8.getHeapStatistics().used_heap_size;
+    gc.start();
     const c0 = process.cpuUsage();
     await run(m.run as number);
     const c = process.cpuUsage(c0);
-    process.send?.({ us: (c.user + c.system) / (m.run as number) });
+    const h1 = v8.getHeapStatistics().used_heap_size;
+    let freed = 0;
+    for (const g of gc.stop()?.statistics ?? []) freed += g.beforeGC.heapStatistics.usedHeapSize - g.afterGC.heapStatistics.usedHeapSize;
+    process.send?.({ us: (c.user + c.system) / (m.run as number), bytes: (h1 - h0 + freed) / (m.run as number) });
   });
   process.send?.({ ready: true });
 }
@@ -99,9 +107,9 @@ async function main(): Promise<void> {
     kids.set(n, k);
   }
   const slice = (n: string, size: number) =>
-    new Promise<number>((r) => {
+    new Promise<{ us: number; bytes: number }>((r) => {
       const k = kids.get(n) as ReturnType<typeof fork>;
-      k.once('message', (m: { us: number }) => r(m.us));
+      k.once('message', (m: { us: number; bytes: number }) => r(m));
       k.send({ run: size });
     });
   // WARM: requests each variant makes before the rounds (the code of a path taken by 1 % of calls — the sampled spans' —
@@ -110,21 +118,30 @@ async function main(): Promise<void> {
   for (const n of names) for (let left = WARM; left > 0; left -= 20_000) await slice(n, Math.min(left, 20_000));
   for (const n of names) await slice(n, 5_000);
   const cpu: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
-  for (let r = 0; r < ROUNDS; r++) for (const n of r % 2 === 0 ? names : [...names].reverse()) cpu[n]?.push(await slice(n, N));
+  const bytes: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const n of r % 2 === 0 ? names : [...names].reverse()) {
+      const got = await slice(n, N);
+      cpu[n]?.push(got.us);
+      bytes[n]?.push(got.bytes);
+    }
+  }
   for (const k of kids.values()) k.send({ exit: true });
   await Promise.all([...kids.values()].map((k) => new Promise((r) => k.once('exit', r))));
   up.kill();
 
-  console.log(`client CPU µs/request, median of ${ROUNDS} rounds of ${N} requests at c=${process.env.C ?? 64}, one process per variant`);
-  for (const n of names) console.log(`${n.padEnd(15)} ${median(cpu[n] as number[]).toFixed(2).padStart(7)}`);
-  console.log('step (paired per round)          median   90 % interval');
+  console.log(`client CPU µs/request and bytes allocated per request, median of ${ROUNDS} rounds of ${N} requests at c=${process.env.C ?? 64}, one process per variant`);
+  for (const n of names) console.log(`${n.padEnd(15)} ${median(cpu[n] as number[]).toFixed(2).padStart(7)} µs ${median(bytes[n] as number[]).toFixed(0).padStart(7)} B`);
+  console.log('step (paired per round)          median   90 % interval       bytes (90 % interval)');
   const steps: [string, string][] = [];
   for (let i = 1; i < names.length; i++) if (!names[i]?.startsWith('base:') && !names[i - 1]?.startsWith('base:')) steps.push([names[i] as string, names[i - 1] as string]);
   for (const n of names) if (n.startsWith('base:') && names.includes(n.slice(5))) steps.push([n.slice(5), n]);
   for (const [a, b] of steps) {
     const diff = (cpu[a] as number[]).map((v, i) => v - (cpu[b] as number[])[i]!);
     const [lo, hi] = interval(diff);
-    console.log(`${`${a} - ${b}`.padEnd(32)} ${signed(median(diff)).padStart(6)}   ${signed(lo)} .. ${signed(hi)}`);
+    const dB = (bytes[a] as number[]).map((v, i) => v - (bytes[b] as number[])[i]!);
+    const [bLo, bHi] = interval(dB);
+    console.log(`${`${a} - ${b}`.padEnd(32)} ${signed(median(diff)).padStart(6)}   ${signed(lo)} .. ${signed(hi)}   ${Math.round(median(dB))} B (${Math.round(bLo)} .. ${Math.round(bHi)})`);
   }
 }
 

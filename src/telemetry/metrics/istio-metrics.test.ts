@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import type { DataPoint, Histogram } from '@opentelemetry/sdk-metrics';
 import type { AttemptStartMessage, CallEndMessage, InboundEndMessage } from '../../core/observe.ts';
 import { ENVOY_DEFAULT_BUCKETS } from './istio-metrics.ts';
+import { addSeriesConsumer } from './outlet.ts';
 import { encodePeerMetadata, localPeerMetadata } from './peer-metadata.ts';
 
 import { attemptStartCh, callEnd, callEndCh, identity, inboundEnd, inboundEndCh, metricsFixture, other } from '../../../test/helpers/istio-metrics.ts';
@@ -306,6 +307,25 @@ describe('Istio standard metrics', () => {
     // Seen at 5000 (not 200): not idle at 5500, so a new label set finds no room.
     callEndCh.publish(callEnd({ status: 200 }));
     assert.equal(f.m.overflows['istio_requests_total'], 1);
+  });
+
+  it('a metric that gets no new data points forgets its idle label sets too (the gRPC message counters under HTTP calls)', () => {
+    for (const x of f.made.splice(0)) x.close();
+    // meshlet's own series (a metric producer reads them): what a store holds is what is exported.
+    const reader = addSeriesConsumer();
+    const held = (name: string): number[] => [...reader.sources()].map((src) => src.metrics.get(name)?.store.size ?? -1);
+    try {
+      f.now = 0;
+      f.m = f.make({}, { idleSeriesMs: 1000 });
+      callEndCh.publish(callEnd({ protocol: 'grpc', requestMessages: 2, responseMessages: 3 }));
+      assert.deepEqual(held('istio_request_messages_total'), [1]);
+      f.now = 5000;
+      callEndCh.publish(callEnd());
+      assert.deepEqual(held('istio_request_messages_total'), [0]);
+      assert.deepEqual(held('istio_requests_total'), [1]);
+    } finally {
+      reader.release();
+    }
   });
 
   it('gRPC: request_protocol grpc and grpc_response_status', async () => {

@@ -84,6 +84,8 @@ export class IstioMetrics {
   #started = false;
   #recording = false;
   #checkedProvider: MeterProvider | undefined;
+  /** When the next store may look for idle label sets (the earliest of theirs). */
+  #nextSweep = Number.NEGATIVE_INFINITY;
 
   constructor(ctx: IstioMetricsContext, o: MetricsOptions = {}) {
     this.#ctx = ctx;
@@ -242,7 +244,7 @@ export class IstioMetrics {
       const peer = exchanged ?? (m.destination === undefined ? undefined : endpointPeer(m.destination));
       // The call's request headers (as the access log reads them: the exchange's own), for `request.headers` / `request.useragent` / … — the view is made only when a tag is evaluated.
       const requestHeaders = (m.call as { headers?: HeaderMap }).headers;
-      this.#recordEach(outlet, mode, sourceReporterLabels(m, this.#local, peer, tls), m, countsMessages(m), () => new AttributeView(clientRecord(m, { ...(peer === undefined ? {} : { peer: celPeer(peer) }), ...(requestHeaders === undefined ? {} : { requestHeaders }) })));
+      this.#recordEach(outlet, mode, sourceReporterLabels(m, this.#local, peer, tls), m, countsMessages(m), () => new AttributeView(clientRecord(m, { ...(peer === undefined ? {} : { peer: celPeer(peer) }), ...(requestHeaders === undefined ? {} : { requestHeaders }) })), undefined);
       return;
     }
     // The labels follow from the destination's registry entry (or what it said of itself) and these inputs only.
@@ -260,7 +262,7 @@ export class IstioMetrics {
     let last = this.#lastClient;
     if (last === undefined || last.by !== by) last = this.#lastClientOf.get(by);
     if (last !== undefined && last.status === m.status && last.flags === m.flags && last.grpcStatus === m.grpcStatus && last.protocol === m.protocol && last.messages === messages && last.service === service && last.serviceNs === serviceNs && last.authority === authority && last.cluster === cluster && last.destNamespace === destNamespace && last.tlsLocal === tlsLocal && last.tlsPeer === tlsPeer && this.#groups.valid(last.group)) {
-      this.#add(outlet, last.group.series, m);
+      this.#add(outlet, last.group.series, m, undefined);
       return;
     }
     const key = `${destNamespace}\u0000${m.status}\u0000${m.flags}\u0000${m.grpcStatus}\u0000${m.protocol}${messages ? '' : '-'}\u0000${service === undefined ? `\u0001${authority}\u0001${cluster}` : `${service}\u0002${serviceNs}`}\u0000${tlsLocal}\u0000${tlsPeer}`;
@@ -272,7 +274,7 @@ export class IstioMetrics {
     }
     this.#lastClient = { by, messages, status: m.status, flags: m.flags, grpcStatus: m.grpcStatus, protocol: m.protocol, service, serviceNs, authority, cluster, destNamespace, tlsLocal, tlsPeer, group: g };
     this.#lastClientOf.set(by, this.#lastClient);
-    this.#add(outlet, g.series, m);
+    this.#add(outlet, g.series, m, undefined);
   };
 
   readonly #onInboundEnd = (message: unknown): void => {
@@ -289,7 +291,7 @@ export class IstioMetrics {
     const value = m.peerMetadata?.value ?? m.headers[PEER_METADATA_HEADER];
     const peer = typeof value === 'string' && value !== '' ? this.#peers.get(typeof id === 'string' ? id : '', value) : undefined;
     if (!mode.plain) {
-      this.#recordEach(outlet, mode, destinationReporterLabels(m, this.#local, peer), m, countsMessages(m), () => new AttributeView(serverRecord(m, peer === undefined ? {} : { peer: celPeer(peer) })));
+      this.#recordEach(outlet, mode, destinationReporterLabels(m, this.#local, peer), m, countsMessages(m), () => new AttributeView(serverRecord(m, peer === undefined ? {} : { peer: celPeer(peer) })), m.endedAt);
       return;
     }
     // The labels follow from the caller's peer metadata and these inputs only.
@@ -318,7 +320,7 @@ export class IstioMetrics {
   };
 
   /** Records a request whose metrics have tag overrides: each metric's labels are worked out on their own. */
-  #recordEach(outlet: Instruments | 'local', mode: CompiledMode, base: MetricLabels, m: DataPoints, messages: boolean, view: () => CelActivation): void {
+  #recordEach(outlet: Instruments | 'local', mode: CompiledMode, base: MetricLabels, m: DataPoints, messages: boolean, view: () => CelActivation, endedAt: number | undefined): void {
     let activation: CelActivation | undefined;
     const series: (MetricSeries | undefined)[] = [];
     HTTP_METRICS.forEach((metric, i) => {
@@ -338,21 +340,27 @@ export class IstioMetrics {
       }
       series.push((this.#stores[i] as MetricSeriesStore).series(seriesKey(labels), Object.freeze(labels) as MetricAttributes));
     });
-    this.#add(outlet, series, m);
+    this.#add(outlet, series, m, endedAt);
   }
 
   /** One request's data points: added to meshlet's own series, or recorded through the API. */
-  #add(outlet: Instruments | 'local', series: readonly (MetricSeries | undefined)[], m: DataPoints, endedAt?: number): void {
+  #add(outlet: Instruments | 'local', series: readonly (MetricSeries | undefined)[], m: DataPoints, endedAt: number | undefined): void {
     // The end message's own clock reading when it has one (a clock read is 100–150 ns on a VM).
     const now = endedAt ?? this.#ctx.now();
     for (let i = 0; i < series.length; i++) {
       const s = series[i];
-      if (s === undefined) continue;
-      s.lastSeen = now;
-      (this.#stores[i] as MetricSeriesStore).tick(now);
+      if (s !== undefined) s.lastSeen = now;
     }
+    // The stores look for idle label sets once `idleMs` has passed since their last look: one comparison per request until then.
+    if (now >= this.#nextSweep) this.#sweep(now);
     if (outlet === 'local') addLocally(series, m);
     else recordThrough(outlet, series, m);
+  }
+
+  #sweep(now: number): void {
+    let next = Number.POSITIVE_INFINITY;
+    for (const store of this.#stores) next = Math.min(next, store.tick(now));
+    this.#nextSweep = next;
   }
 
   /** Where data points go now: meshlet's own series (a producer reads them), the API's instruments, or nowhere (no SDK). */

@@ -141,9 +141,10 @@ export class MetricSeriesStore {
     return made;
   }
 
-  /** Forgets idle label sets when `idleMs` has passed since the last look. */
-  tick(now: number): void {
+  /** Forgets idle label sets when `idleMs` has passed since the last look; returns when the next look is due. */
+  tick(now: number): number {
     if (now - this.#lastSweep >= this.#limits.idleMs) this.#sweep(now);
+    return this.#lastSweep + this.#limits.idleMs;
   }
 
   #sweep(now: number): void {

@@ -66,10 +66,14 @@ export class MeshTracing {
   /** The global TracerProvider `#tracer` came from (a new one after the app's SDK was unregistered and another registered). */
   #provider: TracerProvider;
   readonly #common: Attributes;
+  /** The Istio tags of this workload's spans (`enableIstioTags`): the same for every span. */
+  readonly #istio: Attributes;
   #client!: SideState;
   #server!: SideState;
   readonly #calls = new WeakMap<object, CallState>();
   readonly #inbound = new WeakMap<object, InboundState>();
+  /** Recorded served requests in {@link #inbound} whose end has not come yet. */
+  #recordedInbound = 0;
   #subscribed = false;
   #poll: ReturnType<typeof setInterval> | undefined;
   #closed = false;
@@ -90,6 +94,7 @@ export class MeshTracing {
     this.#tracer = trace.getTracer('meshlet');
     const zone = o.locality.split('/')[1] ?? '';
     this.#common = { component: 'proxy', node_id: nodeId(o.workload, o.sourceIp), zone };
+    this.#istio = Object.freeze(istioTags(o.workload, o.options?.meshId ?? o.trustDomain, o.options?.clusterId ?? 'Kubernetes'));
     this.#handlers = [
       ['meshlet:inbound:start', (m) => this.#onInboundStart(m as InboundStartMessage)],
       ['meshlet:inbound:end', (m) => this.#onInboundEnd(m as InboundEndMessage)],
@@ -235,7 +240,10 @@ export class MeshTracing {
         const started = this.#start(name, SpanKind.SERVER, parentCtx, sampled, undefined);
         span = started.span;
         // Only a recorded span needs the request's end.
-        if (started.recording) this.#inbound.set(m.request, { span, recording: true, requestId });
+        if (started.recording) {
+          this.#inbound.set(m.request, { span, recording: true, requestId });
+          this.#recordedInbound++;
+        }
         ctx = spanContextWith(parentCtx, span, REQUEST_ID, requestId);
       }
       this.#ids.keep(m.request, span);
@@ -254,13 +262,15 @@ export class MeshTracing {
   }
 
   #onInboundEnd(m: InboundEndMessage): void {
-    if (m.workload !== this.#o.workload) return;
+    // While no recorded request is in flight (the usual case at 1 %), nothing to look up.
+    if (m.workload !== this.#o.workload || this.#recordedInbound === 0) return;
     const st = this.#inbound.get(m.request);
     if (st === undefined) return;
     this.#inbound.delete(m.request);
+    this.#recordedInbound--;
     if (!st.recording) return;
     const side = this.#server;
-    endServerSpan(st.span, m, st.requestId, this.#common, side.spec.enableIstioTags ? istioTags(this.#o.workload, this.#o.options?.meshId ?? this.#o.trustDomain, this.#o.options?.clusterId ?? 'Kubernetes') : undefined, side.tags);
+    endServerSpan(st.span, m, st.requestId, this.#common, side.spec.enableIstioTags ? this.#istio : undefined, side.tags);
   }
 
   // ── client side ──
@@ -356,13 +366,14 @@ export class MeshTracing {
   }
 
   #onCallEnd(m: CallEndMessage): void {
-    if (m.workload !== this.#o.workload) return;
+    // Only a recorded call carries this tracer as its attempt observer: the unsampled one (kept nowhere) is not looked up.
+    if (m.workload !== this.#o.workload || (m.call as { attemptObserver?: AttemptObserver }).attemptObserver !== this.#attempts) return;
     const st = this.#calls.get(m.call);
     if (st === undefined) return;
     this.#calls.delete(m.call);
     for (const s of st.attempts.values()) s.end();
     if (!st.recording) return;
     const side = this.#client;
-    endClientSpan(st.span, m, st.headers, st.requestId, this.#o.sourceIp, this.#common, side.spec.enableIstioTags ? istioTags(this.#o.workload, this.#o.options?.meshId ?? this.#o.trustDomain, this.#o.options?.clusterId ?? 'Kubernetes') : undefined, side.tags);
+    endClientSpan(st.span, m, st.headers, st.requestId, this.#o.sourceIp, this.#common, side.spec.enableIstioTags ? this.#istio : undefined, side.tags);
   }
 }
