@@ -7,7 +7,7 @@
  * HOME unset. Every run makes an HTTP call and a gRPC call through the mesh.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
@@ -16,7 +16,6 @@ import { oldNodePath, skipWithout } from '../helpers/tools.ts';
 import { packInto } from '../helpers/pack.ts';
 import { startUpstream, type Upstream } from '../helpers/upstreams.ts';
 
-const ROOT = new URL('../../', import.meta.url).pathname;
 const NPM = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 const PATH24 = `${dirname(process.execPath)}${delimiter}${process.env['PATH'] ?? ''}`;
 const dir = mkdtempSync(join(tmpdir(), 'meshlet-deployed-'));
