@@ -12,6 +12,10 @@
  * stream is paused (HTTP/2 flow control holds the server), and an OK status comes after the
  * last message was read.
  *
+ * A mirrored copy's answer is thrown away: its stream is read with {@link DISCARD_MESSAGES}, so
+ * its messages are neither kept nor inflated (a mirror that declares a 4 GiB message, or sends a
+ * compression bomb, costs the caller's process nothing) and the stream flows until its status.
+ *
  * @module
  */
 import * as http2 from 'node:http2';
@@ -41,6 +45,9 @@ export interface H2Listener {
    */
   onMessageTooLarge(details: string): void;
 }
+
+/** `maxReceive` of a stream whose messages nobody reads (a mirror's): their bytes are dropped as they come. */
+export const DISCARD_MESSAGES = -2;
 
 const { NGHTTP2_NO_ERROR, NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM } = http2.constants;
 
@@ -73,7 +80,7 @@ export class H2Call {
   #partial: Buffer | undefined;
   #have = 0;
   #internalError: (Error & { code?: string }) | undefined;
-  /** The largest response message the caller takes (-1: any). */
+  /** The largest response message the caller takes (-1: any; DISCARD_MESSAGES: none is read). */
   readonly #maxReceive: number;
 
   constructor(g: GrpcJs, stream: http2.ClientHttp2Stream, listener: H2Listener, conn: { readonly dropped: boolean }, maxReceive = -1) {
@@ -231,7 +238,7 @@ export class H2Call {
   }
 
   #data(chunk: Buffer): void {
-    if ((this.#bits & STATUS_OUT) !== 0) return;
+    if ((this.#bits & STATUS_OUT) !== 0 || this.#maxReceive === DISCARD_MESSAGES) return;
     let at = 0;
     while (at < chunk.length) {
       let p = this.#partial;
