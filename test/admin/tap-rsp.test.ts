@@ -287,7 +287,7 @@ describe('admin /tap: rsp records', () => {
         const [rsp] = responses(tap.records);
         assert.equal(rsp?.status, 101, name);
         assert.equal(rsp?.endStatus, 101, name);
-        assert.ok((rsp?.headers as string[]).includes('upgrade'), `${name}: ${JSON.stringify(rsp)}`);
+        assert.ok(Array.isArray(rsp?.headers) && (rsp.headers as string[]).includes('upgrade'), `${name}: ${JSON.stringify(rsp)}`);
       }
       out.close();
       inb.close();
