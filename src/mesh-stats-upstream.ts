@@ -1,6 +1,7 @@
 /**
  * `/stats`'s counts of a cluster's connections and of the requests that waited for one: Envoy's
- * `upstream_cx_total`, `upstream_cx_connect_timeout`, `upstream_cx_destroy` (`_local`, `_remote`),
+ * `upstream_cx_total`, `upstream_cx_connect_timeout`, `upstream_cx_destroy` (`_local`, `_remote`, and
+ * `…_with_active_rq` for the gRPC transport's connections),
  * `upstream_cx_connect_ms` (histogram), `upstream_cx_rx_bytes_total` / `upstream_cx_tx_bytes_total`,
  * `upstream_rq_pending_total`, `upstream_cx_overflow`, `upstream_rq_cancelled` and the gRPC
  * transport's `upstream_rq_pending_overflow`. For {@link MeshStats} (mesh-stats.ts), which counts.
@@ -77,6 +78,11 @@ export class UpstreamConnectionStats {
     if (m.event === 'disconnect') {
       c.inc(cluster, 'upstream_cx_destroy');
       c.inc(cluster, m.remote ? 'upstream_cx_destroy_remote' : 'upstream_cx_destroy_local');
+      // codec_client.cc onEvent: a connection closed with streams still on it (the gRPC transport says how many; undici's pools do not).
+      if ((m.activeRequests ?? 0) > 0) {
+        c.inc(cluster, 'upstream_cx_destroy_with_active_rq');
+        c.inc(cluster, m.remote ? 'upstream_cx_destroy_remote_with_active_rq' : 'upstream_cx_destroy_local_with_active_rq');
+      }
       return;
     }
     // upstream_impl.h ALL_CLUSTER_TRAFFIC_STATS: every connection made counts in upstream_cx_total, failed ones too.

@@ -135,6 +135,8 @@ export class Exchange extends ExchangeState implements Controller, ResponseHandl
     this.responded = true;
     this.status = statusCode;
     this.responseHeaders = headers;
+    // The 101 is the call's response head (/tap's rsp), as any other head.
+    if (responseChannels.call.hasSubscribers) publishCallResponse(this, statusCode, headers, this.answeredOn());
     const s = socket as UpgradedSocket | null;
     if (channels.callEnd.hasSubscribers && !this.done && s !== null && typeof s === 'object' && typeof s.once === 'function' && s.destroyed !== true) {
       // As Envoy reports an upgraded stream (a WebSocket): one request, ended when its connection

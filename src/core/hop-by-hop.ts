@@ -25,6 +25,12 @@ export const HOP_BY_HOP: readonly string[] = ['connection', 'keep-alive', 'trans
 export const REQUEST_HOP_BY_HOP: readonly string[] = ['connection', 'keep-alive', 'proxy-connection', 'upgrade'];
 
 /**
+ * Removed from an upgrade's request and its answer (101): Envoy's connection manager keeps their
+ * `connection` and `upgrade` (what the upgrade is) and takes off the rest.
+ */
+export const UPGRADE_HOP_BY_HOP: readonly string[] = ['keep-alive', 'transfer-encoding', 'proxy-connection'];
+
+/**
  * Removes the hop-by-hop headers `names` (default {@link HOP_BY_HOP}) — Envoy's connection
  * manager takes them off what it forwards. Returns a copy of the header object without them (a
  * Node peer sends `connection` and `keep-alive` on every message: `delete` would leave a slow

@@ -55,6 +55,11 @@ export interface UpstreamConnectionMessage {
    */
   readonly socket?: ConnectionBytes | undefined;
   readonly connectMs?: number | undefined;
+  /**
+   * For `disconnect`, when the transport knows it (the gRPC transport's connections): the calls
+   * still on the connection when it went (Envoy's `upstream_cx_destroy_with_active_rq`).
+   */
+  readonly activeRequests?: number | undefined;
 }
 
 /** What the stats read of a connection's socket. */

@@ -6,10 +6,12 @@
  * TLS — what the server's sockets wrote and read), `upstream_rq_pending_total` and
  * `upstream_cx_overflow` (a request waits for a connection the limit will not let open),
  * `upstream_rq_cancelled` (one gave up waiting), and the gRPC transport's `upstream_cx_total`,
- * `upstream_cx_destroy*` and queue overflow.
+ * `upstream_cx_destroy*` (with `…_with_active_rq` when calls were still on the connection) and
+ * queue overflow.
  */
 import assert from 'node:assert/strict';
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttp2Server, type Http2Session } from 'node:http2';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
@@ -215,6 +217,43 @@ describe('/stats: a gRPC cluster connections', () => {
     await until(async () => (await statsOf(mesh, 'echo.*upstream_cx_destroy$')).get(`${C}upstream_cx_destroy`) === 1, 'the idle connection closed');
     const s3 = await statsOf(mesh, 'echo.*upstream_cx_(destroy_local|destroy_remote|active)');
     assert.deepEqual(Object.fromEntries(s3), { [`${C}upstream_cx_active`]: 0, [`${C}upstream_cx_destroy_local`]: 1, [`${C}upstream_cx_destroy_remote`]: 0 });
+    // No call was on it: not a destroy with active requests.
+    assert.deepEqual(Object.fromEntries(await statsOf(mesh, 'echo.*with_active_rq')), {});
+  });
+
+  it('a connection the server drops under two calls in flight: upstream_cx_destroy_with_active_rq and _remote_with_active_rq', async () => {
+    const sessions: Http2Session[] = [];
+    let streams = 0;
+    const server = createHttp2Server();
+    server.on('session', (s) => {
+      sessions.push(s);
+      s.on('error', () => undefined);
+    });
+    server.on('stream', (stream) => {
+      stream.on('error', () => undefined);
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc' });
+      streams++;
+    });
+    const port = await listen(server);
+    const mesh = await createMesh({ service: 'client', logger: quiet, admin: { port: 0 }, config: [grpcServiceEntry('echo', 'echo.default.svc.cluster.local', 9090, [{ port }]), destinationRule('echo', 'echo.default.svc.cluster.local', { trafficPolicy: { connectionPool: { http: { maxRetries: 0 } } } })] });
+    meshes.push(mesh);
+    const client = mesh.grpc.client(EchoClient, 'echo:9090') as unknown as Echo;
+    clients.push(client);
+    try {
+      const calls = [unary(client, { text: 'a' }), unary(client, { text: 'b' })];
+      await until(() => streams === 2, 'both calls reached the server');
+      for (const s of sessions) s.destroy();
+      for (const r of await Promise.all(calls)) assert.notEqual(r.error, undefined, "the call ended with an error");
+      await until(async () => (await statsOf(mesh, 'echo.*upstream_cx_destroy$')).get(`${C}upstream_cx_destroy`) === 1, 'the dropped connection counted');
+      assert.deepEqual(Object.fromEntries(await statsOf(mesh, 'echo.*upstream_cx_destroy_')), {
+        [`${C}upstream_cx_destroy_local`]: 0,
+        [`${C}upstream_cx_destroy_remote`]: 1,
+        [`${C}upstream_cx_destroy_with_active_rq`]: 1,
+        [`${C}upstream_cx_destroy_remote_with_active_rq`]: 1,
+      });
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
   });
 
   it('a call waiting for a stream (maxConnections, maxConcurrentStreams) is upstream_rq_pending_total and upstream_cx_overflow; cancelled, upstream_rq_cancelled; past the queue, upstream_rq_pending_overflow', async () => {

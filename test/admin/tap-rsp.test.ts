@@ -7,12 +7,15 @@
  * inbound mesh.createServer over HTTP/1.1 and HTTP/2, Express, Fastify, an AuthorizationPolicy
  * denial, and a grpc-js server under the mesh's interceptors. Outbound `src` is the local end of
  * the connection that answered, or `sourceIp` when the mesh was given one; a `status` filter
- * decides on the rsp's status.
+ * decides on the rsp's status. An upgrade (WebSocket) has its 101 as its rsp, both ways: an
+ * undici upgrade through mesh.dispatcher, and a server's 'upgrade' listener writing the 101 on
+ * the socket (as `ws` does) — the mesh gave them none.
  */
 import assert from 'node:assert/strict';
 import { connect as h2connect } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
+import { upgrade } from 'undici';
 import express from 'express';
 import Fastify from 'fastify';
 import { createMesh } from '../../src/index.ts';
@@ -263,6 +266,36 @@ describe('admin /tap: rsp records', () => {
       tap.close();
     } finally {
       await mesh.close();
+    }
+  });
+
+  it('an upgrade: its 101 is its rsp, outbound (undici upgrade through mesh.dispatcher) and inbound (an upgrade listener writing the 101 on the socket)', async () => {
+    const dest = await createMesh({ service: 'svc', config: [], admin: { port: 0 }, logger: quiet });
+    const server = dest.createServer((_req, res) => res.end('x'));
+    server.on('upgrade', (_req, socket) => socket.end('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n'));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    const mesh = await createMesh({ service: 'client', admin: { port: 0 }, logger: quiet, config: [serviceEntry('svc', 'svc.default.svc.cluster.local', 80, [{ port }])] });
+    try {
+      const out = await openTap(mesh);
+      const inb = await openTap(dest);
+      const u = await upgrade('http://svc/ws', { dispatcher: mesh.dispatcher, protocol: 'websocket' });
+      await new Promise((r) => u.socket.once('close', r));
+      await out.wait('end', 1);
+      await inb.wait('end', 1);
+      for (const [name, tap] of [['out', out], ['in', inb]] as const) {
+        const [rsp] = responses(tap.records);
+        assert.equal(rsp?.status, 101, name);
+        assert.equal(rsp?.endStatus, 101, name);
+        assert.ok(Array.isArray(rsp?.headers) && (rsp.headers as string[]).includes('upgrade'), `${name}: ${JSON.stringify(rsp)}`);
+      }
+      out.close();
+      inb.close();
+    } finally {
+      await mesh.close();
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+      await dest.close();
     }
   });
 });

@@ -4,7 +4,9 @@
  * (no HTTP/2 settings; no TLS handshake) fails the call once the timeout passes on the mesh clock
  * — UNAVAILABLE, `reset reason: connection timeout` (Envoy's pool Timeout failure), flag UF, as the HTTP path reports a connect
  * timeout — the half-open connection is closed and the next call opens a new one; a connection
- * that came up is never cut by it (a bidi stream on it outlives the timeout).
+ * that came up is never cut by it (a bidi stream on it outlives the timeout). Calls to
+ * addresses outside the registry (ALLOW_ANY's PassthroughCluster: MeshConfig's default 10 s) and
+ * to a ServiceEntry with resolution NONE (its DestinationRule's connectTimeout) are bounded too.
  */
 import assert from 'node:assert/strict';
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
@@ -145,4 +147,42 @@ describe('gRPC: connectTimeout on the endpoint connections', () => {
     // A call made after the clock moved on still goes on the connection.
     assert.equal((await unary(client, { text: 'after' })).reply?.server, 'a');
   });
+
+  const passthroughRows: [name: string, config: (port: number) => object[], target: (port: number) => string, timeoutMs: number][] = [
+    ['ALLOW_ANY passthrough (an address outside the registry): Istio’s default 10 s', () => [], (port) => `127.0.0.1:${port}`, 10_000],
+    [
+      'resolution NONE ServiceEntry: its DestinationRule’s tcp.connectTimeout (250ms)',
+      (port) => [
+        { apiVersion: 'networking.istio.io/v1', kind: 'ServiceEntry', metadata: { name: 'ext', namespace: 'default' }, spec: { hosts: ['localhost'], location: 'MESH_EXTERNAL', resolution: 'NONE', ports: [{ number: port, name: 'grpc', protocol: 'GRPC' }] } },
+        destinationRule('ext', 'localhost', { trafficPolicy: { connectionPool: { tcp: { connectTimeout: '250ms' } } } }),
+        // No retries, so that the call ends at the first connect timeout (Istio's default retries connect-failure).
+        virtualService('ext', ['localhost'], [{ route: [{ destination: { host: 'localhost' } }], retries: { attempts: 0 } }]),
+      ],
+      (port) => `localhost:${port}`,
+      250,
+    ],
+  ];
+  for (const [name, config, target, timeoutMs] of passthroughRows) {
+    it(`${name}: a blackholed address fails the call UNAVAILABLE / UF at the connect timeout, not at its deadline`, async () => {
+      const h = await hole();
+      const clock = new ManualClock(1_000_000);
+      const mesh: Mesh = await createMesh({ service: 'client', clock, random: seededRandom(3), config: config(h.port), logger: { warn: () => undefined } });
+      open.push(mesh);
+      const client = mesh.grpc.client(EchoClient, target(h.port)) as unknown as Echo;
+      open.push(client);
+      let ended = false;
+      const first = unary(client, { text: 'a' }).finally(() => (ended = true));
+      await h.connected(1);
+      clock.advance(timeoutMs - 1);
+      await turns();
+      assert.equal(ended, false, 'the call ended before the connect timeout');
+      clock.advance(1);
+      const r = await first;
+      assert.equal(r.error?.code, grpc.status.UNAVAILABLE);
+      assert.equal(r.error?.details, CONNECTION_FAILURE);
+      assert.equal(flagsOf(r.error), 'UF');
+      for (let i = 0; i < 200 && h.closed.length < 1; i++) await turns(1);
+      assert.equal(h.closed.length, 1, 'the half-open connection is closed');
+    });
+  }
 });

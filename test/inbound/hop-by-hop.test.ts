@@ -259,18 +259,17 @@ describe('hop-by-hop headers on the server side', async () => {
     });
   }
 
-  it('an upgrade request keeps its connection and upgrade (Envoy forwards them)', async () => {
+  it('an upgrade request keeps its connection, upgrade and te (Envoy forwards them) and loses its keep-alive and proxy-connection: to the request listener and to an upgrade listener', async () => {
     const mesh = await createMesh({ service: 'reviews', logger: quiet, config: [] });
     const seen: Seen[] = [];
-    // No 'upgrade' listener: node:http hands the request to the app, which answers it as an ordinary request.
     const server = mesh.createServer((req: IncomingMessage, res: ServerResponse) => {
       seen.push({ headers: { ...req.headers }, raw: [...req.rawHeaders] });
       res.end('no');
     });
     const port = await listen(server);
-    try {
-      await new Promise<void>((resolve, reject) => {
-        const req = request({ host: '127.0.0.1', port, path: '/ws', headers: { connection: 'Upgrade', upgrade: 'websocket', te: 'gzip' } });
+    const send = (path: string) =>
+      new Promise<void>((resolve, reject) => {
+        const req = request({ host: '127.0.0.1', port, path, headers: { connection: 'Upgrade', upgrade: 'websocket', te: 'gzip', 'keep-alive': 'timeout=5', 'proxy-connection': 'keep-alive', 'x-app': 'kept' } });
         req.on('response', (res) => {
           res.resume();
           res.on('end', resolve);
@@ -282,10 +281,26 @@ describe('hop-by-hop headers on the server side', async () => {
         req.on('error', reject);
         req.end();
       });
-      assert.equal(seen.length, 1);
-      assert.equal(seen[0]?.headers.upgrade, 'websocket');
-      assert.equal(seen[0]?.headers.connection, 'Upgrade');
-      assert.equal(seen[0]?.headers.te, 'gzip');
+    try {
+      // No 'upgrade' listener: node:http hands the request to the app, which answers it as an ordinary request.
+      await send('/plain');
+      // An 'upgrade' listener (what ws's WebSocketServer({ server }) adds): it gets the request and answers 101 on the socket.
+      server.on('upgrade', (req: IncomingMessage, socket: import('node:stream').Duplex) => {
+        seen.push({ headers: { ...req.headers }, raw: [...req.rawHeaders] });
+        socket.end('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
+      });
+      await send('/ws');
+      assert.equal(seen.length, 2);
+      for (const s of seen) {
+        assert.equal(s.headers.upgrade, 'websocket');
+        assert.equal(s.headers.connection, 'Upgrade');
+        assert.equal(s.headers.te, 'gzip');
+        assert.equal(s.headers['x-app'], 'kept');
+        for (const k of ['keep-alive', 'proxy-connection']) {
+          assert.equal(s.headers[k], undefined, k);
+          assert.ok(!s.raw.some((n) => n.toLowerCase() === k), `${k} in rawHeaders`);
+        }
+      }
     } finally {
       server.closeAllConnections();
       await new Promise((r) => server.close(r));

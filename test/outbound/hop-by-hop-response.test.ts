@@ -4,13 +4,16 @@
  * connection to it, not to the app: Envoy's connection manager removes them
  * (ConnectionManagerUtility::mutateResponseHeaders), and so does meshlet before mesh.fetch or
  * mesh.dispatcher hands the response over. undici still acts on `connection: close` for its own
- * connection: the next call opens a new one. A real upstream over real sockets.
+ * connection: the next call opens a new one. An upgrade (WebSocket) keeps its `connection` and
+ * `upgrade` both ways and loses the rest — the app's `proxy-connection` on the request (any
+ * request), the upstream's `keep-alive` / `proxy-connection` on its 101 — as Envoy's
+ * mutateRequestHeaders / mutateResponseHeaders treat an upgrade. A real upstream over real sockets.
  */
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
-import { request } from 'undici';
+import { request, upgrade } from 'undici';
 import { createMesh } from '../../src/index.ts';
 import { serviceEntry } from '../helpers/upstreams.ts';
 
@@ -42,6 +45,44 @@ describe('hop-by-hop response headers', () => {
       for (const h of HOP) assert.equal(r.headers[h], undefined, `dispatcher: ${h}: ${String(r.headers[h])}`);
       // Each answer said connection: close, and undici honoured it: two calls, two connections.
       assert.equal(connections, 2);
+    } finally {
+      await mesh.close();
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
+  });
+
+  it('an upgrade keeps connection and upgrade and loses the rest, both ways; the app’s proxy-connection never reaches the upstream', async () => {
+    const seen: string[][] = [];
+    const server = createServer((req, res) => {
+      seen.push(req.rawHeaders);
+      res.end('plain');
+    });
+    server.on('upgrade', (req, socket) => {
+      seen.push(req.rawHeaders);
+      socket.end('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nKeep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\nX-App: kept\r\n\r\n');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    const mesh = await createMesh({ service: 'client', logger: { warn: () => {} }, config: [serviceEntry('svc', 'svc.default.svc.cluster.local', 80, [{ port }])] });
+    try {
+      const r = await request('http://svc/plain', { dispatcher: mesh.dispatcher, headers: { 'proxy-connection': 'keep-alive', 'x-a': '1' } });
+      assert.equal(await r.body.text(), 'plain');
+      const u = await upgrade('http://svc/ws', { dispatcher: mesh.dispatcher, protocol: 'websocket', headers: { 'proxy-connection': 'keep-alive', 'x-a': '1' } });
+      u.socket.destroy();
+      assert.equal(seen.length, 2);
+      for (const raw of seen) {
+        const names = raw.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
+        assert.ok(names.includes('x-a'));
+        assert.ok(!names.includes('proxy-connection'), `the upstream got proxy-connection: ${raw.join(' ')}`);
+      }
+      const upgradeNames = (seen[1] ?? []).filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
+      assert.ok(upgradeNames.includes('connection') && upgradeNames.includes('upgrade'), 'the upgrade request keeps connection and upgrade');
+      assert.equal(u.headers.connection, 'Upgrade');
+      assert.equal(u.headers.upgrade, 'websocket');
+      assert.equal(u.headers['x-app'], 'kept');
+      assert.equal(u.headers['keep-alive'], undefined);
+      assert.equal(u.headers['proxy-connection'], undefined);
     } finally {
       await mesh.close();
       server.closeAllConnections();

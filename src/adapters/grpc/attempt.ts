@@ -21,7 +21,7 @@ import type { AttemptOwner, EndpointConns } from './pools.ts';
 import { GrpcCallError } from './classify.ts';
 import { GrpcExchange, noteAnsweredOn } from './exchange.ts';
 import { responseChannels } from '../../core/observe-response.ts';
-import { H2Call, type H2Listener } from './h2-call.ts';
+import { DISCARD_MESSAGES, H2Call, type H2Listener } from './h2-call.ts';
 import { openStream } from './request-headers.ts';
 import { encodeGrpcMessage, expectedTimeout, grpcTimeout, metadataOf, requestMetadataOf, responseHeadersOf, setGrpcTimeout, statusTrailersOf } from './metadata.ts';
 
@@ -149,7 +149,8 @@ export class GrpcAttempt implements Controller, H2Listener, ConnWaiter, MessageS
       this.#handler.onResponseError?.(this, e);
       return;
     }
-    const call = new H2Call(owner.grpc, stream, this, conn, ex instanceof GrpcExchange ? ex.receiveLimit : -1);
+    // A mirrored copy's answer is thrown away: none of its messages is kept or inflated.
+    const call = new H2Call(owner.grpc, stream, this, conn, ex instanceof GrpcExchange ? ex.receiveLimit : ex.mirror ? DISCARD_MESSAGES : -1);
     this.#call = call;
     this.#bits |= READING;
     call.startRead();

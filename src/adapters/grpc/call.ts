@@ -26,7 +26,7 @@ import { MessageBody } from './body.ts';
 import { GrpcCallError } from './classify.ts';
 import { GrpcExchange, grpcStatusOfError } from './exchange.ts';
 import type { GrpcJs } from './grpc-js.ts';
-import { answerMetadataOf, asMetadataOf, callHeadersOf, decodeGrpcMessage, FLAGS_KEY, grpcStatusCodeOf, metadataClassOf, metadataOf } from './metadata.ts';
+import { answerMetadataOf, answerOf, asMetadataOf, callHeadersOf, decodeGrpcMessage, FLAGS_KEY, grpcStatusCodeOf, metadataClassOf } from './metadata.ts';
 import { GRPC_TRANSPORT } from './transport.ts';
 
 /** What a mesh call needs from its mesh. */
@@ -291,12 +291,12 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
     const ex = this.#ex;
     if (ex?.localKind !== undefined || statusCode !== 200) {
       // Not a gRPC answer (a direct response, a redirect): gRPC's HTTP mapping, the body as details.
-      this.#headStatus = { code: statusCode === 200 ? GRPC_STATUS.UNKNOWN : httpToGrpc(statusCode), details: '', metadata: metadataOf(g, headers) };
+      this.#headStatus = { code: statusCode === 200 ? GRPC_STATUS.UNKNOWN : httpToGrpc(statusCode), details: '', metadata: answerOf(g, headers) };
       this.#localBody = [];
       return;
     }
     const md = ex?.answerMetadata(headers, true);
-    const metadata = md === undefined ? metadataOf(g, headers) : answerMetadataOf(md, headers, ex?.flags ?? '');
+    const metadata = md === undefined ? answerOf(g, headers) : answerMetadataOf(md, headers, ex?.flags ?? '');
     const gs = headers['grpc-status'];
     if (gs !== undefined) {
       // Trailers-only: the head is the status.
@@ -344,7 +344,7 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
     }
     const gs = trailers['grpc-status'];
     const md = this.#ex?.answerMetadata(trailers, false);
-    const metadata = md === undefined ? metadataOf(this.#o.grpc, trailers) : answerMetadataOf(md, trailers, '');
+    const metadata = md === undefined ? answerOf(this.#o.grpc, trailers) : answerMetadataOf(md, trailers, '');
     // A stream that ends without a status is an error (UNKNOWN, as the classifier counts it).
     this.#finish(gs === undefined ? { code: GRPC_STATUS.UNKNOWN, details: 'the stream ended without a gRPC status', metadata } : { code: grpcStatusCodeOf(gs), details: decodeGrpcMessage(trailers['grpc-message']), metadata });
   }

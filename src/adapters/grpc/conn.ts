@@ -231,7 +231,7 @@ export class Conn {
     this.#disconnected = true;
     const remote = !local && !this.#closed;
     this.#kill();
-    this.#publish('disconnect', false, remote);
+    this.#publish('disconnect', false, remote, undefined, undefined, this.active);
   }
 
   #disconnected = false;
@@ -336,8 +336,8 @@ export class Conn {
     if (s !== undefined && !s.closed) s.close();
   }
 
-  #publish(event: UpstreamConnectionMessage['event'], timeout: boolean, remote: boolean, socket?: net.Socket, connectMs?: number): void {
+  #publish(event: UpstreamConnectionMessage['event'], timeout: boolean, remote: boolean, socket?: net.Socket, connectMs?: number, activeRequests?: number): void {
     const o = this.#t.observe;
-    if (o !== undefined && events.hasSubscribers) events.publish({ cluster: o.name, owner: o, event, timeout, remote, socket, connectMs } satisfies UpstreamConnectionMessage);
+    if (o !== undefined && events.hasSubscribers) events.publish({ cluster: o.name, owner: o, event, timeout, remote, socket, connectMs, activeRequests } satisfies UpstreamConnectionMessage);
   }
 }

@@ -2,7 +2,7 @@
  * One attempt's HTTP/2 stream: the request as grpc-js writes it (its headers, 5-byte framed
  * messages, the half-close), and the answer as grpc-js reads it (`Http2SubchannelCall` and its
  * compression filter, grpc-js 1.14): response metadata without `grpc-encoding` /
- * `grpc-accept-encoding`, messages unframed (and inflated, `gzip` / `deflate`), the status from
+ * `grpc-accept-encoding`, messages unframed (and inflated off the event loop, h2-inflate.ts), the status from
  * the trailers (or a trailers-only head) with `grpc-message` percent-decoded, an HTTP status
  * without `grpc-status` mapped as grpc-js maps it, and a stream that ends without one — reset
  * by the server (RST_STREAM), refused, dropped with its connection — as the status grpc-js
@@ -12,35 +12,22 @@
  * stream is paused (HTTP/2 flow control holds the server), and an OK status comes after the
  * last message was read.
  *
+ * A mirrored copy's answer is thrown away ({@link DISCARD_MESSAGES}): its messages are neither
+ * kept nor inflated, and its stream flows until its status.
+ *
  * @module
  */
 import * as http2 from 'node:http2';
-import { gunzipSync, inflateSync } from 'node:zlib';
 import type { Metadata, StatusObject } from '@grpc/grpc-js';
 import type { FailureKind } from '../../core/outcome.ts';
 import type { GrpcJs } from './grpc-js.ts';
-import { closedStatus, frame, httpStatusCode, INTERNAL, OK, plainMetadata, plainStatus, RESOURCE_EXHAUSTED, statusDetails, UNAVAILABLE, UNKNOWN } from './h2-status.ts';
+import { type InflateFailure, inflateMessage } from './h2-inflate.ts';
+import { closedStatus, frame, type H2Listener, httpStatusCode, INTERNAL, OK, plainMetadata, plainStatus, RESOURCE_EXHAUSTED, statusDetails, UNAVAILABLE, UNKNOWN } from './h2-status.ts';
 
-export { frame } from './h2-status.ts';
+export { frame, type H2Listener } from './h2-status.ts';
 
-/** What an attempt is told of its stream. */
-export interface H2Listener {
-  onReceiveMetadata(metadata: Metadata): void;
-  onReceiveMessage(message: Buffer): void;
-  /**
-   * The status: the server's (`failure` undefined), or the one grpc-js makes up for a stream that
-   * ended without one, and what kind of transport failure that was (Envoy's reset reasons: a
-   * dropped connection is `reset` — connection termination —, RST_STREAM `remote-reset`,
-   * REFUSED_STREAM `refused-stream`).
-   */
-  onReceiveStatus(status: StatusObject, failure: FailureKind | undefined): void;
-  /**
-   * A response message is larger than the caller takes (`grpc.max_receive_message_length`): its
-   * length prefix says so, or it inflates to more. Refused there, as grpc-js refuses it, before
-   * its bytes are kept (or inflated further); the listener cancels the call with `details` (RESOURCE_EXHAUSTED).
-   */
-  onMessageTooLarge(details: string): void;
-}
+/** `maxReceive` of a stream whose messages nobody reads (a mirror's): their bytes are dropped as they come. */
+export const DISCARD_MESSAGES = -2;
 
 const { NGHTTP2_NO_ERROR, NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM } = http2.constants;
 
@@ -69,11 +56,13 @@ export class H2Call {
   #failure: FailureKind | undefined;
   /** Decoded messages not pushed yet (the caller has not asked). */
   #unpushed: Buffer[] | undefined;
+  /** While a compressed message inflates (on zlib's thread pool): the messages that came after it, in order (flag, body). */
+  #inflating: [number, Buffer][] | undefined;
   /** A message split across DATA frames: its bytes so far (prefix included), and how many it has. */
   #partial: Buffer | undefined;
   #have = 0;
   #internalError: (Error & { code?: string }) | undefined;
-  /** The largest response message the caller takes (-1: any). */
+  /** The largest response message the caller takes (-1: any; DISCARD_MESSAGES: none is read). */
   readonly #maxReceive: number;
 
   constructor(g: GrpcJs, stream: http2.ClientHttp2Stream, listener: H2Listener, conn: { readonly dropped: boolean }, maxReceive = -1) {
@@ -166,7 +155,7 @@ export class H2Call {
       this.#push(next);
       return;
     }
-    this.#stream.resume();
+    if (this.#inflating === undefined) this.#stream.resume();
   }
 
   // ── the answer ──
@@ -231,7 +220,7 @@ export class H2Call {
   }
 
   #data(chunk: Buffer): void {
-    if ((this.#bits & STATUS_OUT) !== 0) return;
+    if ((this.#bits & STATUS_OUT) !== 0 || this.#maxReceive === DISCARD_MESSAGES) return;
     let at = 0;
     while (at < chunk.length) {
       let p = this.#partial;
@@ -288,27 +277,53 @@ export class H2Call {
     if ((this.#bits & STATUS_OUT) === 0) this.#end({ code: RESOURCE_EXHAUSTED, details, metadata: new this.#g.Metadata() }, 'protocol');
   }
 
-  /** A whole message: inflated as its encoding says, then pushed or kept for the next read. */
+  /** A whole message: inflated as its encoding says (off the event loop, as grpc-js does), then pushed or kept for the next read, in order. */
   #message(flag: number, body: Buffer): void {
-    let m = body;
-    if (flag === 1) {
-      const enc = this.#encoding;
-      const max = this.#maxReceive;
-      // Inflated no further than the caller takes (a small message may inflate to gigabytes).
-      const limit = max < 0 ? undefined : { maxOutputLength: Math.max(1, max) };
-      try {
-        if (enc === 'gzip') m = gunzipSync(body, limit);
-        else if (enc === 'deflate') m = inflateSync(body, limit);
-        else {
-          this.#end({ code: INTERNAL, details: enc === '' ? 'Received compressed message but "grpc-encoding" header was identity' : `Compression method not supported: ${enc}`, metadata: new this.#g.Metadata() }, 'protocol');
-          return;
-        }
-      } catch (err) {
-        if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') this.#refuse(`Received message that decompresses to a size larger than ${max}`);
-        else this.#end({ code: INTERNAL, details: `Failed to decompress ${enc}-encoded message`, metadata: new this.#g.Metadata() }, 'protocol');
+    const q = this.#inflating;
+    if (q !== undefined) {
+      // One inflates: this one waits its turn, and so does the stream.
+      q.push([flag, body]);
+      this.#stream.pause();
+      return;
+    }
+    if (flag !== 1) this.#decoded(body);
+    else this.#inflate(body, []);
+  }
+
+  #inflate(body: Buffer, after: [number, Buffer][]): void {
+    this.#inflating = after;
+    inflateMessage(this.#encoding, body, this.#maxReceive, (failure, m) => this.#inflated(failure, m));
+  }
+
+  #inflated(failure: InflateFailure | undefined, m: Buffer | undefined): void {
+    if ((this.#bits & STATUS_OUT) !== 0) {
+      this.#inflating = undefined;
+      return;
+    }
+    if (failure !== undefined) {
+      this.#inflating = undefined;
+      if (failure.tooLarge) this.#refuse(failure.details);
+      else this.#end({ code: failure.code, details: failure.details, metadata: new this.#g.Metadata() }, 'protocol');
+      return;
+    }
+    this.#decoded(m as Buffer);
+    // The messages that came meanwhile, in order, up to the next compressed one.
+    const q = this.#inflating as [number, Buffer][];
+    for (let next = q.shift(); next !== undefined; next = q.shift()) {
+      if (next[0] === 1) {
+        this.#inflate(next[1], q);
         return;
       }
+      this.#decoded(next[1]);
     }
+    this.#inflating = undefined;
+    if ((this.#bits & STATUS_OUT) !== 0) return;
+    // An OK status that waited for it goes out once it is read; the stream reads on unless a message waits for the caller.
+    if (this.#unpushed === undefined || this.#unpushed.length === 0) this.#stream.resume();
+    this.#maybeOutput();
+  }
+
+  #decoded(m: Buffer): void {
     if ((this.#bits & CAN_PUSH) !== 0 && (this.#unpushed === undefined || this.#unpushed.length === 0)) {
       this.#push(m);
       return;
@@ -347,9 +362,10 @@ export class H2Call {
   #maybeOutput(): void {
     const f = this.#final;
     if (f === undefined || (this.#bits & STATUS_OUT) !== 0) return;
-    if (f.code === OK && ((this.#bits & READS_CLOSED) === 0 || (this.#unpushed !== undefined && this.#unpushed.length > 0))) return;
+    if (f.code === OK && ((this.#bits & READS_CLOSED) === 0 || (this.#unpushed !== undefined && this.#unpushed.length > 0) || this.#inflating !== undefined)) return;
     this.#bits |= STATUS_OUT;
     this.#unpushed = undefined;
+    this.#inflating = undefined;
     // Whatever else comes is drained, so the stream's close completes.
     this.#stream.resume();
     this.#listener.onReceiveStatus(f, this.#failure);

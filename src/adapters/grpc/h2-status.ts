@@ -13,6 +13,25 @@ import { storeOf } from './wire-metadata.ts';
 
 const { NGHTTP2_NO_ERROR, NGHTTP2_REFUSED_STREAM, NGHTTP2_CANCEL, NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_INADEQUATE_SECURITY, NGHTTP2_INTERNAL_ERROR } = http2.constants;
 
+/** What an attempt is told of its stream. */
+export interface H2Listener {
+  onReceiveMetadata(metadata: Metadata): void;
+  onReceiveMessage(message: Buffer): void;
+  /**
+   * The status: the server's (`failure` undefined), or the one grpc-js makes up for a stream that
+   * ended without one, and what kind of transport failure that was (Envoy's reset reasons: a
+   * dropped connection is `reset` — connection termination —, RST_STREAM `remote-reset`,
+   * REFUSED_STREAM `refused-stream`).
+   */
+  onReceiveStatus(status: StatusObject, failure: FailureKind | undefined): void;
+  /**
+   * A response message is larger than the caller takes (`grpc.max_receive_message_length`): its
+   * length prefix says so, or it inflates to more. Refused there, as grpc-js refuses it, before
+   * its bytes are kept (or inflated further); the listener cancels the call with `details` (RESOURCE_EXHAUSTED).
+   */
+  onMessageTooLarge(details: string): void;
+}
+
 /** grpc-js's statuses. */
 export const OK = 0;
 export const CANCELLED = 1;

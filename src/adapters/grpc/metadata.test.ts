@@ -164,7 +164,7 @@ describe('metadata into headers (grpc-js’s store read directly, as toHttp2Head
     const rows: [name: string, entries: [string, string][], flags: string, want: Record<string, string>][] = [
       ['nothing', [], '', {}],
       ['app metadata kept', [['x-a', '1'], ['x-b', '2']], '', { 'x-a': '1', 'x-b': '2' }],
-      ['gRPC’s names out', [['content-type', 'application/grpc'], ['grpc-encoding', 'identity'], ['x-a', '1'], ['grpc-accept-encoding', 'gzip']], '', { 'x-a': '1' }],
+      ['gRPC’s names out, the content-type kept (as grpc-js gives it)', [['content-type', 'application/grpc'], ['grpc-encoding', 'identity'], ['x-a', '1'], ['grpc-accept-encoding', 'gzip'], ['grpc-status', '0']], '', { 'content-type': 'application/grpc', 'x-a': '1' }],
       ['an upstream’s flags dropped', [['x-meshlet-response-flags', 'UF'], ['x-a', '1']], '', { 'x-a': '1' }],
       ['the mesh’s flags replace an upstream’s', [['x-meshlet-response-flags', 'UF']], 'DI', { 'x-meshlet-response-flags': 'DI' }],
     ];

@@ -25,6 +25,15 @@ export const FLAGS_KEY = 'x-meshlet-response-flags';
  */
 const RESERVED = new Set(['content-type', 'te', 'host', 'user-agent', 'grpc-timeout', 'grpc-encoding', 'grpc-accept-encoding', 'grpc-status', 'grpc-message', 'x-envoy-expected-rq-timeout-ms']);
 
+/**
+ * The names grpc-js takes out of an answer before its caller sees the metadata: the status
+ * (`grpc-status`, `grpc-message`) and the compression filter's (`grpc-encoding`,
+ * `grpc-accept-encoding`). Everything else the server sent — its `content-type`, `date` — reaches
+ * the caller's `metadata` / `status` events, through grpc-js's own channel as behind a sidecar
+ * (Envoy passes them on).
+ */
+const ANSWER_RESERVED = new Set(['grpc-encoding', 'grpc-accept-encoding', 'grpc-status', 'grpc-message']);
+
 /** The request headers of a call: its metadata (lower-cased names; `-bin` values base64) plus gRPC's content-type and te. */
 export function headersOf(metadata: Metadata): Headers {
   const h = newHeaders();
@@ -200,15 +209,20 @@ function checkedHeader(g: GrpcJs, name: string, value: string | string[]): Metad
 
 const freezeValues = (values: (string | Buffer)[]): void => void Object.freeze(values);
 
-/** Metadata from headers (request headers when a call is sent; response headers and trailers when it comes back), of `g`'s Metadata class. */
-export function metadataOf(g: Pick<GrpcJs, 'Metadata'>, headers: Headers): Metadata {
+/** Metadata from request headers (the names gRPC writes itself left out), of `g`'s Metadata class. */
+export function metadataOf(g: Pick<GrpcJs, 'Metadata'>, headers: Headers, reserved: ReadonlySet<string> = RESERVED): Metadata {
   const wire = newHeaders<Record<string, string | string[]>>();
   for (const k of Object.keys(headers)) {
     const v = headers[k];
-    if (v === undefined || k.startsWith(':') || RESERVED.has(k)) continue;
+    if (v === undefined || k.startsWith(':') || reserved.has(k)) continue;
     wire[k] = v;
   }
   return g.Metadata.fromHttp2Headers(wire);
+}
+
+/** Metadata from response headers or trailers, as grpc-js gives its caller an answer's (only the status and the compression filter's names taken out). */
+export function answerOf(g: Pick<GrpcJs, 'Metadata'>, headers: Headers): Metadata {
+  return metadataOf(g, headers, ANSWER_RESERVED);
 }
 
 /** The header the mesh's overflow answers carry (`x-envoy-overloaded: true`): the mesh's to set, never an endpoint's. */
@@ -216,8 +230,8 @@ const OVERLOADED_KEY = 'x-envoy-overloaded';
 
 /**
  * The Metadata an endpoint answered with, as the caller gets it when nothing changed it on the
- * way (instead of made again from the response headers, `headers`): the names gRPC writes
- * itself taken out, as {@link metadataOf} leaves them out, the endpoint's own
+ * way (instead of made again from the response headers, `headers`): the names grpc-js takes out
+ * of an answer taken out, as {@link answerOf} leaves them out, the endpoint's own
  * `x-envoy-overloaded` taken out (only the mesh says it overflowed, as for HTTP calls), and the
  * mesh's response flags (`flags`) as the only copy of their header.
  */
@@ -233,7 +247,7 @@ export function answerMetadataOf(metadata: Metadata, headers: Headers, flags: st
   } else {
     // `headers` were made from the Metadata: its names are theirs (grpc-js lower-cases every name
     // it is given, and remove() pays for that on each call, so only names present are removed).
-    for (const k in headers) if (RESERVED.has(k) || k === OVERLOADED_KEY) metadata.remove(k);
+    for (const k in headers) if (ANSWER_RESERVED.has(k) || k === OVERLOADED_KEY) metadata.remove(k);
   }
   if (flags !== '') metadata.set(FLAGS_KEY, flags);
   else if (store !== undefined) store.delete(FLAGS_KEY);
@@ -243,7 +257,7 @@ export function answerMetadataOf(metadata: Metadata, headers: Headers, flags: st
 
 /** Takes a name gRPC writes itself out of a Metadata's store `this` (a Map.forEach callback: no closure per call). */
 function dropReserved(this: MetadataStore, _values: (string | Buffer)[], name: string): void {
-  if (RESERVED.has(name)) this.delete(name);
+  if (ANSWER_RESERVED.has(name)) this.delete(name);
 }
 
 /** Response headers from received metadata (as a trailers-only head or trailers carry them). */

@@ -10,9 +10,17 @@
  * hosts) keeps only those it still calls, as the undici side (an Agent whose per-origin pools
  * close with their last idle connection) does.
  *
+ * A connection that does not come up in time fails its calls as a connect timeout (UNAVAILABLE,
+ * flag UF), as Envoy's pool times out a connect to an ORIGINAL_DST host: within the cluster's
+ * `tcp.connectTimeout` for a ServiceEntry with resolution NONE (its DestinationRule applies, as
+ * istiod builds that cluster), and within Istio's default 10 s (MeshConfig `connectTimeout`) for
+ * the PassthroughCluster of ALLOW_ANY — never unbounded, so a blackholed address does not hold a
+ * call until its deadline (or for ever without one).
+ *
  * @module
  */
 import type { Clock, Timer } from '../../core/clock.ts';
+import { DEFAULT_CONNECT_TIMEOUT_MS } from '../../routing/cluster-settings.ts';
 import { Conn, type ConnTarget } from './conn.ts';
 import { type GrpcJs, grpcJs } from './grpc-js.ts';
 import { type Admitted, type AttemptOwner, type EndpointConns, Live } from './pools.ts';
@@ -45,12 +53,18 @@ export class PassthroughConns implements AttemptOwner {
     return this.#conns.size;
   }
 
-  /** The connection to `authority` (`host:port`, the host a name or an address), made when there is none or it is dead. */
-  get(authority: string): Conn {
-    let c = this.#conns.get(authority);
+  /**
+   * The connection to `authority` (`host:port`, the host a name or an address), made when there is
+   * none or it is dead; a new one must come up within `connectTimeoutMs`. Connections are kept per
+   * address and connect timeout, so two clusters passing through to one address with different
+   * timeouts each get theirs.
+   */
+  get(authority: string, connectTimeoutMs = DEFAULT_CONNECT_TIMEOUT_MS): Conn {
+    const key = connectTimeoutMs === DEFAULT_CONNECT_TIMEOUT_MS ? authority : `${authority} ${connectTimeoutMs}`;
+    let c = this.#conns.get(key);
     if (c === undefined || c.dead) {
-      c = new Conn(this.#target(authority));
-      this.#conns.set(authority, c);
+      c = new Conn(this.#target(authority, connectTimeoutMs));
+      this.#conns.set(key, c);
       // Background housekeeping: the timer does not keep the process alive.
       if (this.#sweep === undefined && !this.#closed) this.#sweep = this.clock.setTimer(() => this.#cleanup(), PASSTHROUGH_CLEANUP_MS);
     }
@@ -58,9 +72,9 @@ export class PassthroughConns implements AttemptOwner {
   }
 
   /** A plaintext connection to the address (gRPC passthrough takes no DestinationRule TLS: transport.ts refuses it). */
-  #target(authority: string): ConnTarget {
+  #target(authority: string, connectTimeoutMs: number): ConnTarget {
     const m = /^\[([^\]]+)\]:(\d+)$/.exec(authority) ?? /^([^:]+):(\d+)$/.exec(authority);
-    return { address: m?.[1] ?? authority, port: Number(m?.[2] ?? 80), tls: undefined, servername: undefined, tcpKeepalive: undefined, ping: undefined, connectTimeoutMs: 0, clock: this.clock, observe: undefined };
+    return { address: m?.[1] ?? authority, port: Number(m?.[2] ?? 80), tls: undefined, servername: undefined, tcpKeepalive: undefined, ping: undefined, connectTimeoutMs, clock: this.clock, observe: undefined };
   }
 
   admit(_e: EndpointConns | undefined, a: Admitted): 'go' {

@@ -118,7 +118,9 @@ export class GrpcTransport {
 
   /** Sends a call for a host outside the mesh to the address the caller named. */
   readonly passthrough: Dispatch = (ex, handler) => {
-    new GrpcAttempt(ex, handler, this.#passthrough.get(ex.urlAuthority), this.#passthrough, undefined).start();
+    // A resolution-NONE cluster's connect timeout (its DestinationRule's, or Istio's default); ALLOW_ANY's PassthroughCluster: MeshConfig's default 10 s.
+    const cs = ex.cluster as ClusterState | undefined;
+    new GrpcAttempt(ex, handler, this.#passthrough.get(ex.urlAuthority, cs?.cluster.settings.connectionPool.connectTimeoutMs), this.#passthrough, undefined).start();
   };
 
   /** Classifies this transport's failures. */

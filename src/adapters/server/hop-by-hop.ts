@@ -5,7 +5,8 @@
  *
  * - a request reaches the app without `connection`, `keep-alive`, `proxy-connection` and
  *   `upgrade`, and with `te` cut down to `trailers` (gone when it does not offer them) — unless
- *   it asks for an upgrade, whose `connection` and `upgrade` Envoy forwards as they are;
+ *   it asks for an upgrade, whose `connection`, `upgrade` and `te` Envoy forwards as they are
+ *   (its `keep-alive` and `proxy-connection` still go);
  * - the app's response goes out without the `connection`, `keep-alive`, `proxy-connection`,
  *   `transfer-encoding` and `upgrade` the app set (a 101 keeps its `connection` and `upgrade`).
  *   node:http frames it on its own then, as Envoy's codec does: `content-length` or chunked, and
@@ -29,6 +30,9 @@ import { rawHeadersChanged } from './raw-count.ts';
 /** What leaves a request: the hop-by-hop headers and `te` (put back as `trailers` when it offers them). */
 const REQUEST_AND_TE: readonly string[] = [...REQUEST_HOP_BY_HOP, 'te'];
 
+/** What leaves an upgrade request (Envoy's mutateRequestHeaders keeps an upgrade's `connection` and `upgrade`, and its `te`). */
+const UPGRADE_REQUEST: readonly string[] = REQUEST_HOP_BY_HOP.filter((n) => n !== 'connection' && n !== 'upgrade');
+
 /**
  * Takes the hop-by-hop headers off an HTTP/1 request before anyone reads it (HTTP/2 carries none
  * but `te: trailers`): off `rawHeaders`, and off `req.headers` unless `later` — the adapter then
@@ -42,15 +46,17 @@ export function stripRequestHopByHop(req: IncomingMessage, later = false): void 
   for (let i = 0; i < raw.length && !found; i += 2) found = isHopByHopName(raw[i], REQUEST_AND_TE);
   if (!found) return;
   const h = req.headers;
-  if (isUpgrade(h)) return;
+  const upgrade = isUpgrade(h);
+  const names = upgrade ? UPGRADE_REQUEST : REQUEST_AND_TE;
   let w = 0;
   for (let r = 0; r + 1 < raw.length; r += 2) {
-    if (isHopByHopName(raw[r], REQUEST_AND_TE)) continue;
+    if (isHopByHopName(raw[r], names)) continue;
     raw[w++] = raw[r] as string;
     raw[w++] = raw[r + 1] as string;
   }
+  if (w === raw.length) return;
   raw.length = w;
-  if (offersTrailers(h.te)) raw.push('te', 'trailers');
+  if (!upgrade && offersTrailers(h.te)) raw.push('te', 'trailers');
   rawHeadersChanged(req);
   if (!later) finishRequestHopByHop(req);
 }
@@ -60,7 +66,10 @@ export function finishRequestHopByHop(req: IncomingMessage | undefined): void {
   if (req?.httpVersionMajor !== 1) return;
   const h = req.headers;
   if (h.connection === undefined && h['keep-alive'] === undefined && h['proxy-connection'] === undefined && h.upgrade === undefined && h.te === undefined) return;
-  if (isUpgrade(h)) return;
+  if (isUpgrade(h)) {
+    if (h['keep-alive'] !== undefined || h['proxy-connection'] !== undefined) (req as { headers: unknown }).headers = removeHopByHop(h as Record<string, unknown>, undefined, UPGRADE_REQUEST);
+    return;
+  }
   const headers = removeHopByHop(h as Record<string, unknown>, undefined, REQUEST_AND_TE);
   // `te: trailers` survives (gRPC servers insist on it), any other transfer coding offered goes.
   if (offersTrailers(h.te)) headers.te = 'trailers';

@@ -9,7 +9,8 @@
  *
  * The status is read from the first write on the socket (a `ws` server writes the 101 head, or its
  * refusal, in one); the socket's `write` and `end` are wrapped until then, and only for observed
- * upgrades. Nothing here runs without subscribers.
+ * upgrades; that head is the request's response head (`meshlet:inbound:response`, /tap's `rsp`).
+ * Nothing here runs without subscribers.
  *
  * @module
  */
@@ -19,6 +20,7 @@ import type { Duplex } from 'node:stream';
 import type { Clock } from '../../core/clock.ts';
 import type { Headers } from '../../core/handler.ts';
 import { channels, type InboundEndMessage, type InboundStartMessage } from '../../core/observe.ts';
+import { type InboundResponseMessage, responseChannels } from '../../core/observe-response.ts';
 import type { ConnectionInfo, Judgement } from '../../inbound/guard.ts';
 import type { Denial, InboundRequest } from '../../inbound/pipeline.ts';
 import { authzPolicyOf, DOWNSTREAM_DISCONNECT, denialOutcome, headBytes, type InboundObserver, startMessage, VIA_UPSTREAM } from './observe-inbound.ts';
@@ -125,6 +127,10 @@ export class UpgradeObservation {
       const { status, headers } = parseHead(chunk);
       this.#status = status;
       this.#responseHeaders = headers;
+      if (status !== 0 && responseChannels.inbound.hasSubscribers) {
+        const latencyMs = this.#clock.now() - this.#startedAt;
+        responseChannels.inbound.publish({ workload: this.start.workload, request: this.#req, protocol: 'http1', status, grpcStatus: -1, headerNames: Object.keys(headers), latencyMs } satisfies InboundResponseMessage);
+      }
     };
     socket.write = function (this: Duplex, chunk: unknown, ...rest: unknown[]) {
       seen(chunk);
@@ -194,7 +200,7 @@ export class UpgradeObservation {
 
 /** Starts observing an upgrade request when someone listens (`undefined` otherwise). */
 export function observeUpgrade(observer: InboundObserver | undefined, req: IncomingMessage, socket: Duplex, headers: Headers, method: string, authority: string, path: string, conn: ConnectionInfo): UpgradeObservation | undefined {
-  if (observer === undefined || !(channels.inboundStart.hasSubscribers || channels.inboundEnd.hasSubscribers)) return undefined;
+  if (observer === undefined || !(channels.inboundStart.hasSubscribers || channels.inboundEnd.hasSubscribers || responseChannels.inbound.hasSubscribers)) return undefined;
   const o = new UpgradeObservation(observer, req, socket, headers, method, authority, path, conn);
   o.publish();
   return o;

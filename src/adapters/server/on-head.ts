@@ -20,7 +20,7 @@
  * @module
  */
 import type { ServerResponse } from 'node:http';
-import { HOP_BY_HOP, isHopByHopName } from '../../core/hop-by-hop.ts';
+import { HOP_BY_HOP, isHopByHopName, UPGRADE_HOP_BY_HOP } from '../../core/hop-by-hop.ts';
 import { responseChannels } from '../../core/observe-response.ts';
 
 type AddedHeaders = Readonly<Record<string, string | readonly string[]>>;
@@ -205,7 +205,7 @@ function headerIn(given: unknown, name: string): unknown {
 }
 
 /** Removed from an upgrade's answer (101): all but its `connection` and `upgrade`. */
-const ON_UPGRADE = HOP_BY_HOP.filter((n) => n !== 'connection' && n !== 'upgrade');
+const ON_UPGRADE = UPGRADE_HOP_BY_HOP;
 
 function stripped(res: ServerResponse, status: number, given: unknown): unknown {
   const names = status === 101 ? ON_UPGRADE : HOP_BY_HOP;

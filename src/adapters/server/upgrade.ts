@@ -20,6 +20,7 @@ import type { Headers } from '../../core/handler.ts';
 import { callerGone, callerLeft, type ConnectionInfo, type InboundGuard, type Judgement, pendingRequest, releaseSlot } from '../../inbound/guard.ts';
 import type { Denial } from '../../inbound/pipeline.ts';
 import { absoluteForm, applyAdmittedHeaders, headersFromRaw } from './headers.ts';
+import { stripRequestHopByHop } from './hop-by-hop.ts';
 import { admitWith, judgedBy } from './judged.ts';
 import { connectionOf, enterContext, first, type MeshRequest } from './node.ts';
 import { internalError } from './denial.ts';
@@ -64,6 +65,8 @@ export function serveUpgrade(guard: InboundGuard, req: MeshRequest, socket: Dupl
     next();
     return;
   }
+  // Its keep-alive and proxy-connection go, as Envoy's connection manager drops them (connection and upgrade stay).
+  stripRequestHopByHop(req);
   // Never a health probe (probePaths): kubelet's probes ask for no upgrade, and an upgrade to a
   // probe path would reach the app's 'upgrade' listeners (a WebSocket server), not the probe.
   const headers = guard.active ? headersFromRaw(req.rawHeaders) : (req.headers as Headers);

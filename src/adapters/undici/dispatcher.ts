@@ -99,6 +99,9 @@ export class MeshDispatcher extends Dispatcher {
       if (this.#closed) throw new InvalidArgumentError('mesh.dispatcher: the mesh is closed');
       const { scheme, authority } = parseOrigin(opts.origin);
       const headers = normalizeHeaders(opts.headers);
+      // Envoy's connection manager takes the app's proxy-connection off what it forwards (undici
+      // refuses keep-alive, transfer-encoding and upgrade itself; connection is undici's to act on).
+      if (headers['proxy-connection'] !== undefined) delete headers['proxy-connection'];
       const path = opts.query === undefined ? opts.path : withQuery(opts.path, opts.query);
       // The app's request as undici would publish it (an instrumentation's span for it, its context in the headers).
       if (appRequestsObserved()) h = new PublishingHandler(h, publishAppRequest(`${scheme}://${authority}`, opts.method ?? 'GET', path, headers));

@@ -12,7 +12,7 @@ import type { MeshletError } from '../../core/errors.ts';
 import { httpToGrpc } from '../../core/grpc-status.ts';
 import { localReplyText } from '../../core/local-reply.ts';
 import { FLAGS_HEADER, FLAGS_HEADER_RAW, failureHeaders, grpcAnswerHeaders, OVERLOADED_HEADER, rawFrom } from './render.ts';
-import { removeHopByHop } from '../../core/hop-by-hop.ts';
+import { removeHopByHop, UPGRADE_HOP_BY_HOP } from '../../core/hop-by-hop.ts';
 
 /** undici's controllers carry the raw header lists as received. */
 interface RawController extends Controller {
@@ -96,6 +96,8 @@ export class UndiciExchange extends Exchange implements BodySentListener {
   /** An upgrade's answer (101) goes on with its raw headers: undici's WebSocket reads them from `controller.rawHeaders`. */
   override onRequestUpgrade(controller: Controller, statusCode: number, headers: Headers, socket: unknown): void {
     const raw = (controller as RawController).rawHeaders;
+    // Envoy keeps a 101's connection and upgrade, and takes the rest of its hop-by-hop headers off (mutateResponseHeaders).
+    if (headers['keep-alive'] !== undefined || headers['proxy-connection'] !== undefined || headers['transfer-encoding'] !== undefined) headers = removeHopByHop(headers, raw, UPGRADE_HOP_BY_HOP);
     this.rawHeaders = Array.isArray(raw) ? raw : rawFrom(headers);
     super.onRequestUpgrade(controller, statusCode, headers, socket);
   }
