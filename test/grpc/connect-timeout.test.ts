@@ -77,6 +77,23 @@ describe('gRPC: connectTimeout on the endpoint connections', () => {
     return h;
   }
 
+  /** The first call on a blackholed connection: not ended 1 ms before `timeoutMs`, UNAVAILABLE / UF at it; the half-open connection is then closed. */
+  async function failsAtConnectTimeout(h: Awaited<ReturnType<typeof blackhole>>, clock: ManualClock, client: Echo, timeoutMs: number): Promise<void> {
+    let ended = false;
+    const first = unary(client, { text: 'a' }).finally(() => (ended = true));
+    await h.connected(1);
+    clock.advance(timeoutMs - 1);
+    await turns();
+    assert.equal(ended, false, 'the call ended before the connect timeout');
+    clock.advance(1);
+    const r = await first;
+    assert.equal(r.error?.code, grpc.status.UNAVAILABLE);
+    assert.equal(r.error?.details, CONNECTION_FAILURE);
+    assert.equal(flagsOf(r.error), 'UF');
+    for (let i = 0; i < 200 && h.closed.length < 1; i++) await turns(1);
+    assert.equal(h.closed.length, 1, 'the half-open connection is closed');
+  }
+
   const rows: [name: string, rule: Record<string, unknown> | undefined, timeoutMs: number][] = [
     ['Istio’s default (10 s), plaintext: no HTTP/2 settings from the server', undefined, 10_000],
     ['tcp.connectTimeout 250ms, plaintext', { trafficPolicy: { connectionPool: { tcp: { connectTimeout: '250ms' } } } }, 250],
@@ -86,20 +103,8 @@ describe('gRPC: connectTimeout on the endpoint connections', () => {
     it(`${name}: not failed 1 ms before the timeout, UNAVAILABLE / UF at it; the connection is closed and the next call opens another`, async () => {
       const h = await hole();
       const { clock, client } = await setup(h.port, rule);
-      let ended = false;
-      const first = unary(client, { text: 'a' }).finally(() => (ended = true));
-      await h.connected(1);
-      clock.advance(timeoutMs - 1);
-      await turns();
-      assert.equal(ended, false, 'the call ended before the connect timeout');
-      clock.advance(1);
-      const r = await first;
-      assert.equal(r.error?.code, grpc.status.UNAVAILABLE);
-      assert.equal(r.error?.details, CONNECTION_FAILURE);
-      assert.equal(flagsOf(r.error), 'UF');
       // The half-open connection is given up…
-      for (let i = 0; i < 200 && h.closed.length < 1; i++) await turns(1);
-      assert.equal(h.closed.length, 1);
+      await failsAtConnectTimeout(h, clock, client, timeoutMs);
       // …and the next call opens a new one, cut the same way.
       const second = unary(client, { text: 'b' });
       await h.connected(2);
@@ -170,19 +175,7 @@ describe('gRPC: connectTimeout on the endpoint connections', () => {
       open.push(mesh);
       const client = mesh.grpc.client(EchoClient, target(h.port)) as unknown as Echo;
       open.push(client);
-      let ended = false;
-      const first = unary(client, { text: 'a' }).finally(() => (ended = true));
-      await h.connected(1);
-      clock.advance(timeoutMs - 1);
-      await turns();
-      assert.equal(ended, false, 'the call ended before the connect timeout');
-      clock.advance(1);
-      const r = await first;
-      assert.equal(r.error?.code, grpc.status.UNAVAILABLE);
-      assert.equal(r.error?.details, CONNECTION_FAILURE);
-      assert.equal(flagsOf(r.error), 'UF');
-      for (let i = 0; i < 200 && h.closed.length < 1; i++) await turns(1);
-      assert.equal(h.closed.length, 1, 'the half-open connection is closed');
+      await failsAtConnectTimeout(h, clock, client, timeoutMs);
     });
   }
 });

@@ -15,22 +15,12 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import zlib from 'node:zlib';
 import { createMesh, type Mesh } from '../../src/index.ts';
-import { collect, type Echo, EchoClient, grpc, grpcServiceEntry } from '../helpers/grpc.ts';
+import { collect, type Echo, EchoClient, echoReplyBytes, grpc, grpcServiceEntry } from '../helpers/grpc.ts';
 
 const HOST = 'echo.default.svc.cluster.local';
 
-/** An EchoReply { text } as protobuf (text of `n` bytes of `c`, n < 2^21). */
-function reply(c: string, n: number): Buffer {
-  const len: number[] = [];
-  for (let v = n; ; v >>>= 7) {
-    if (v < 0x80) {
-      len.push(v);
-      break;
-    }
-    len.push((v & 0x7f) | 0x80);
-  }
-  return Buffer.concat([Buffer.from([0x0a, ...len]), Buffer.alloc(n, c)]);
-}
+/** An EchoReply { text } as protobuf. */
+const reply = (c: string, n: number): Buffer => echoReplyBytes(n, c);
 
 function framed(body: Buffer, compressed: boolean): Buffer {
   const p = Buffer.alloc(5);

@@ -13,24 +13,14 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { createMesh, type Mesh } from '../../src/index.ts';
-import { type Echo, EchoClient, grpc, grpcServiceEntry, unary } from '../helpers/grpc.ts';
+import { type Echo, EchoClient, echoReplyBytes, grpc, grpcServiceEntry, unary } from '../helpers/grpc.ts';
 
 const HOST = 'echo.default.svc.cluster.local';
 const LIMIT = 64 * 1024;
 const OPTIONS = { 'grpc.max_receive_message_length': LIMIT };
 
-/** An EchoReply { text } as protobuf (text of `n` bytes, n < 2^21). */
-function reply(n: number): Buffer {
-  const len: number[] = [];
-  for (let v = n; ; v >>>= 7) {
-    if (v < 0x80) {
-      len.push(v);
-      break;
-    }
-    len.push((v & 0x7f) | 0x80);
-  }
-  return Buffer.concat([Buffer.from([0x0a, ...len]), Buffer.alloc(n, 0x61)]);
-}
+/** An EchoReply { text } as protobuf. */
+const reply = (n: number): Buffer => echoReplyBytes(n);
 
 function prefix(length: number, compressed = false): Buffer {
   const p = Buffer.alloc(5);

@@ -166,3 +166,16 @@ export function closedAfter(): { ups: GrpcUpstream[]; meshes: Mesh[]; clients: E
   });
   return made;
 }
+
+/** An EchoReply { text } as protobuf, encoded by hand for raw HTTP/2 servers: `n` bytes of `c` (n < 2^21). */
+export function echoReplyBytes(n: number, c: string | number = 0x61): Buffer {
+  const len: number[] = [];
+  for (let v = n; ; v >>>= 7) {
+    if (v < 0x80) {
+      len.push(v);
+      break;
+    }
+    len.push((v & 0x7f) | 0x80);
+  }
+  return Buffer.concat([Buffer.from([0x0a, ...len]), Buffer.alloc(n, c)]);
+}
