@@ -86,6 +86,9 @@ describe('gRPC: connectTimeout on the endpoint connections', () => {
     await turns();
     assert.equal(ended, false, 'the call ended before the connect timeout');
     clock.advance(1);
+    // Ended at the timeout (a few turns for the failure to come through), not left waiting.
+    for (let i = 0; i < 500 && !ended; i++) await turns(1);
+    assert.equal(ended, true, 'the call did not end at the connect timeout');
     const r = await first;
     assert.equal(r.error?.code, grpc.status.UNAVAILABLE);
     assert.equal(r.error?.details, CONNECTION_FAILURE);

@@ -75,6 +75,9 @@ describe('MeshConfig connectTimeout on HTTP clusters', () => {
     await turns();
     assert.equal(ended, false, 'the call ended before the connect timeout');
     clock.advance(1);
+    // Ended at the timeout (a few turns for the failure to come through), not left waiting.
+    for (let i = 0; i < 500 && !ended; i++) await turns(1);
+    assert.equal(ended, true, 'the call did not end at the connect timeout');
     const r = await pending;
     assert.equal(r.status, 503);
     assert.equal(r.flags, 'UF');
