@@ -91,6 +91,13 @@ describe('MeshConfig connectTimeout on HTTP clusters', () => {
   it('an explicit connectTimeoutMs wins over meshConfig’s', () => failsAt({ connectTimeoutMs: 1200, meshConfig: { connectTimeout: '8s' } }, { tcp: { maxConnections: 5 } }, 1200));
   it('no setting: Istio’s 10 s', () => failsAt({}, undefined, 10_000));
 
+  it('meshConfig `connectTimeout` is applied, so the info log no longer names it among the settings not applied', async () => {
+    const infos: string[] = [];
+    const mesh = await createMesh({ service: 'a', config: [], meshConfig: 'connectTimeout: 2s\nenablePrometheusMerge: true\n', logger: { warn: () => undefined, info: (m: string) => infos.push(m) } });
+    open.push(mesh);
+    assert.deepEqual(infos.filter((m) => m.includes('not applied')), ['createMesh: meshConfig settings meshlet has no option for (not applied): enablePrometheusMerge']);
+  });
+
   it('bad values are refused naming the option', async () => {
     for (const v of [0, -5, Number.NaN, '5s'] as unknown[]) {
       await assert.rejects(createMesh({ service: 'a', config: [], connectTimeoutMs: v as number }), /createMesh: `connectTimeoutMs` \(MeshConfig's connectTimeout\) must be a number of milliseconds of at least 1, got /);
