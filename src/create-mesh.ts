@@ -73,6 +73,8 @@ export async function createMesh(options: MeshOptions): Promise<Mesh> {
   if (o.enableAutoMtls !== undefined && typeof o.enableAutoMtls !== 'boolean') throw new InvalidArgumentError(`createMesh: \`enableAutoMtls\` must be true or false, got ${JSON.stringify(o.enableAutoMtls)}`);
   if (o.trustEnvoyRequestHeaders !== undefined && typeof o.trustEnvoyRequestHeaders !== 'boolean') throw new InvalidArgumentError(`createMesh: \`trustEnvoyRequestHeaders\` must be true or false, got ${JSON.stringify(o.trustEnvoyRequestHeaders)}`);
   nonNegative(o, 'closeTimeoutMs', 5000);
+  const cto = o.connectTimeoutMs;
+  if (cto !== undefined && (typeof cto !== 'number' || !Number.isFinite(cto) || cto < 1)) throw new InvalidArgumentError(`createMesh: \`connectTimeoutMs\` (MeshConfig's connectTimeout) must be a number of milliseconds of at least 1, got ${typeof cto === 'string' ? JSON.stringify(cto) : String(cto)}`);
   const rbb = o.retryBufferBytes;
   if (rbb !== undefined && !(Number.isSafeInteger(rbb) && rbb >= 0)) throw new InvalidArgumentError(`createMesh: \`retryBufferBytes\` must be a non-negative whole number of bytes, got ${typeof rbb === 'string' ? JSON.stringify(rbb) : String(rbb)}`);
   resolveProxyHeaders(o.proxyHeaders);

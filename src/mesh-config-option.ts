@@ -147,6 +147,12 @@ export function applyMeshConfig(o: MeshOptions, info: (message: string) => void,
         dns.refreshRateMs = ms;
         break;
       }
+      case 'connectTimeout': {
+        const ms = parseDuration(str(v, path));
+        if (typeof ms !== 'number' || ms < 1) throw new InvalidArgumentError(`${where(path)} must be a duration of at least 1ms such as "10s", got ${JSON.stringify(v)}`);
+        top.connectTimeoutMs = ms;
+        break;
+      }
       case 'defaultConfig.proxyHeaders':
         top.proxyHeaders = meshConfigProxyHeaders(v);
         break;

@@ -137,6 +137,14 @@ export interface MeshOptions extends MeshNetworkOptions {
   readonly outboundTrafficPolicy?: 'ALLOW_ANY' | 'REGISTRY_ONLY' | undefined;
   /** Largest request body a retry replays or a mirror copies (a streamed one is kept up to it; a larger string or bytes is sent once). @defaultValue 1048576 (1 MiB, Envoy's buffer limit) */
   readonly retryBufferBytes?: number | undefined;
+  /**
+   * MeshConfig's `connectTimeout`: how long a new upstream connection may take to come up (TCP,
+   * and TLS when the mesh originates it) for clusters whose DestinationRule sets no
+   * `connectionPool.tcp.connectTimeout`, and for calls through the PassthroughCluster (ALLOW_ANY);
+   * a DestinationRule's value wins. HTTP and gRPC alike. From `meshConfig.connectTimeout` when not given.
+   * @defaultValue 10000 (Istio's default)
+   */
+  readonly connectTimeoutMs?: number | undefined;
   /** Longest upstream `Retry-After` a retry waits for; a longer one ends retrying. @defaultValue 10000 */
   readonly maxRetryAfterMs?: number | undefined;
   /** Honour a call's own `x-envoy-retry-on`, `x-envoy-max-retries`, `x-envoy-upstream-rq-timeout-ms`, … as a sidecar does under istiod's `PILOT_SIDECAR_USE_REMOTE_ADDRESS=true`; by default they are removed and ignored, as Istio's sidecar removes them (docs/outbound.md). @defaultValue false */
@@ -263,6 +271,7 @@ export const MESH_OPTION_NAMES = [...NETWORK_OPTION_NAMES, ...optionNames<Omit<M
   'outboundTrafficPolicy',
   'retryBufferBytes',
   'maxRetryAfterMs',
+  'connectTimeoutMs',
   'trustEnvoyRequestHeaders',
   'maxMirrorsInFlight',
   'analysis',

@@ -25,6 +25,7 @@ import type { Snapshot } from './routing/compile.ts';
 import { MeshTelemetry } from './mesh-telemetry.ts';
 import { grpcJs } from './adapters/grpc/grpc-js.ts';
 import { resolveProxyHeaders } from './core/proxy-headers.ts';
+import { DEFAULT_CONNECT_TIMEOUT_MS } from './routing/cluster-settings.ts';
 import type { UnaryCaller } from './security/authz/ext-authz-grpc.ts';
 import type { UnaryRequester } from './core/unary-call.ts';
 
@@ -100,15 +101,17 @@ export function buildMeshParts(o: MeshOptions, snapshot: Snapshot, credentials: 
   const random = o.random ?? systemRandom;
   const ph = resolveProxyHeaders(o.proxyHeaders);
   const rls = rateLimitServiceClient(hooks.grpcChannel, clock);
-  const transport = new UndiciTransport(clock, credentials, { rootNamespace: o.rootNamespace, trustDomain: o.trustDomain, trustDomainAliases: o.trustDomainAliases, enableAutoMtls: o.enableAutoMtls }, ph.envoyDebugHeaders);
+  const connectTimeoutMs = o.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+  const transport = new UndiciTransport(clock, credentials, { rootNamespace: o.rootNamespace, trustDomain: o.trustDomain, trustDomainAliases: o.trustDomainAliases, enableAutoMtls: o.enableAutoMtls }, ph.envoyDebugHeaders, connectTimeoutMs);
   transport.install(snapshot.resources);
-  const grpcTransport = new GrpcTransport(clock, credentials, { rootNamespace: o.rootNamespace, trustDomain: o.trustDomain, trustDomainAliases: o.trustDomainAliases, enableAutoMtls: o.enableAutoMtls }, ph.envoyDebugHeaders);
+  const grpcTransport = new GrpcTransport(clock, credentials, { rootNamespace: o.rootNamespace, trustDomain: o.trustDomain, trustDomainAliases: o.trustDomainAliases, enableAutoMtls: o.enableAutoMtls }, ph.envoyDebugHeaders, connectTimeoutMs);
   grpcTransport.install(snapshot.resources);
   const outbound = new Outbound(snapshot, {
     clock,
     random,
     locality: o.locality ?? '',
     localityLbSetting: o.localityLbSetting,
+    connectTimeoutMs,
     labels: o.labels ?? {},
     sourceIp: o.sourceIp ?? '127.0.0.1',
     outboundTrafficPolicy: o.outboundTrafficPolicy ?? 'ALLOW_ANY',

@@ -35,6 +35,8 @@ export interface ClusterContext {
   onOutlierEvent(cluster: string, e: OutlierEvent): void;
   /** How `resolution: DNS` names are resolved (STRICT_DNS); undefined: they are left to the transport. */
   readonly dns?: DnsSettings | undefined;
+  /** MeshConfig's `connectTimeout` (`createMesh({ connectTimeoutMs })`), for clusters whose DestinationRule sets no `tcp.connectTimeout`; undefined: Istio's 10 s. */
+  readonly connectTimeoutMs?: number | undefined;
 }
 
 /** The adapter's per-cluster transport (connection pools); closed when the cluster goes away. */
@@ -87,6 +89,16 @@ export class ClusterState implements CallHolder {
   #calls = 0;
   /** Told when the last call ends ({@link whenIdle}). */
   #onIdle: (() => void) | undefined;
+
+  /**
+   * How long a new connection may take to come up: the DestinationRule's `tcp.connectTimeout`,
+   * else the mesh's (MeshConfig `connectTimeout`, Istio's default 10 s), as istiod sets each
+   * cluster's `connect_timeout`.
+   */
+  get connectTimeoutMs(): number {
+    const pool = this.cluster.settings.connectionPool;
+    return pool.connectTimeoutDeclared ? pool.connectTimeoutMs : (this.#ctx.connectTimeoutMs ?? pool.connectTimeoutMs);
+  }
 
   constructor(cluster: Cluster, ctx: ClusterContext) {
     this.#ctx = ctx;

@@ -70,6 +70,8 @@ export interface OutboundOptions {
   readonly locality: string;
   /** MeshConfig's `localityLbSetting` (undefined: Istio's default, enabled with no rules). */
   readonly localityLbSetting?: LocalityLoadBalancerSetting | undefined;
+  /** MeshConfig's `connectTimeout`, for clusters whose DestinationRule sets none (undefined: Istio's 10 s). */
+  readonly connectTimeoutMs?: number | undefined;
   readonly labels: Readonly<Record<string, string>>;
   /** This workload's IP, the key of `consistentHash.useSourceIp`. */
   readonly sourceIp: string;
@@ -141,6 +143,7 @@ export class Outbound {
       random: o.random,
       locality: o.locality,
       meshLocality: o.localityLbSetting,
+      connectTimeoutMs: o.connectTimeoutMs,
       labels: o.labels,
       dns: { resolve: o.dns?.resolve ?? systemDnsResolve, refreshMs: o.dns?.refreshRateMs ?? DEFAULT_DNS_REFRESH_MS, family: lookupFamily(o.sourceIp) },
       onOutlierEvent: (cluster: string, e: OutlierEvent) => {

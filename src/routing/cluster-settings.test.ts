@@ -34,6 +34,7 @@ describe('compileClusterSettings', () => {
     assert.deepEqual(s.connectionPool, {
       limits: { maxActive: UNLIMITED, maxRequests: UNLIMITED, maxPending: UNLIMITED, maxConnections: UNLIMITED, maxRetries: UNLIMITED },
       connectTimeoutMs: 10_000,
+      connectTimeoutDeclared: false,
       idleTimeoutMs: undefined,
       maxRequestsPerConnection: undefined,
       maxConnectionDurationMs: undefined,

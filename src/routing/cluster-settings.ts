@@ -26,7 +26,7 @@ export const DEFAULT_MAX_RETRIES = 4_294_967_295;
 export const DEFAULT_BUDGET_PERCENT = 20;
 /** Default `retryBudget.minRetryConcurrency`. */
 export const DEFAULT_MIN_RETRY_CONCURRENCY = 3;
-/** Istio's default `connectionPool.tcp.connectTimeout`. */
+/** Istio's default MeshConfig `connectTimeout`: the connect timeout of clusters whose DestinationRule sets no `connectionPool.tcp.connectTimeout`. */
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 /** Envoy's default `max_concurrent_streams` towards an HTTP/2 upstream, as meshlet applies it. */
 export const DEFAULT_MAX_CONCURRENT_STREAMS = 100;
@@ -73,8 +73,14 @@ export interface TcpKeepalive {
 /** `connectionPool` resolved: the limits the pool enforces and how connections are made and kept. */
 export interface ResolvedConnectionPool {
   readonly limits: PoolLimits;
-  /** `tcp.connectTimeout` (Istio's default 10 s). */
+  /**
+   * `tcp.connectTimeout`, else Istio's default MeshConfig `connectTimeout` (10 s). The data plane
+   * reads `ClusterState.connectTimeoutMs`, which puts the mesh's `connectTimeoutMs` in the place
+   * of the default when the rule sets none ({@link connectTimeoutDeclared}).
+   */
   readonly connectTimeoutMs: number;
+  /** The DestinationRule sets `tcp.connectTimeout` (it wins over the mesh's `connectTimeoutMs`). */
+  readonly connectTimeoutDeclared: boolean;
   /** `http.idleTimeout`, else `tcp.idleTimeout`; undefined (or not positive): the transport's own keep-alive defaults. */
   readonly idleTimeoutMs: number | undefined;
   /** `http.maxRequestsPerConnection` when positive; undefined: unlimited. */
@@ -182,9 +188,11 @@ function connectionPool(pool: ConnectionPoolSettings | undefined, h2: boolean): 
   const idle = durationMs(pool?.http?.idleTimeout) ?? durationMs(pool?.tcp?.idleTimeout);
   const perConn = pool?.http?.maxRequestsPerConnection;
   const maxAge = durationMs(pool?.tcp?.maxConnectionDuration);
+  const connect = durationMs(pool?.tcp?.connectTimeout);
   return Object.freeze({
     limits: poolLimits(pool, h2),
-    connectTimeoutMs: durationMs(pool?.tcp?.connectTimeout) ?? DEFAULT_CONNECT_TIMEOUT_MS,
+    connectTimeoutMs: connect ?? DEFAULT_CONNECT_TIMEOUT_MS,
+    connectTimeoutDeclared: connect !== undefined,
     idleTimeoutMs: idle !== undefined && idle > 0 ? idle : undefined,
     maxRequestsPerConnection: perConn !== undefined && perConn > 0 ? perConn : undefined,
     maxConnectionDurationMs: maxAge !== undefined && maxAge > 0 ? maxAge : undefined,

@@ -11,7 +11,7 @@
 import assert from 'node:assert/strict';
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
-import { createMesh, ManualClock, type Mesh, seededRandom } from '../../src/index.ts';
+import { createMesh, ManualClock, type Mesh, type MeshOptions, seededRandom } from '../../src/index.ts';
 import { destinationRule, virtualService } from '../helpers/upstreams.ts';
 import { collect, type Echo, EchoClient, grpc, type GrpcUpstream, grpcServiceEntry, startGrpcUpstream, unary } from '../helpers/grpc.ts';
 
@@ -55,11 +55,11 @@ describe('gRPC: connectTimeout on the endpoint connections', () => {
     for (const o of open.reverse()) await o.close();
   });
 
-  async function setup(port: number, rule?: Record<string, unknown>) {
+  async function setup(port: number, rule?: Record<string, unknown>, meshOptions: Partial<MeshOptions> = {}) {
     const clock = new ManualClock(1_000_000);
     const config = [grpcServiceEntry('echo', HOST, 9090, [{ port }]), virtualService('echo', ['echo'], [{ route: [{ destination: { host: 'echo' } }], retries: { attempts: 0 } }])];
     if (rule !== undefined) config.push(destinationRule('echo', 'echo', rule));
-    const mesh: Mesh = await createMesh({ service: 'client', clock, random: seededRandom(3), config, logger: { warn: () => undefined } });
+    const mesh: Mesh = await createMesh({ service: 'client', clock, random: seededRandom(3), config, logger: { warn: () => undefined, info: () => undefined }, ...meshOptions });
     open.push(mesh);
     const client = mesh.grpc.client(EchoClient, 'echo:9090') as unknown as Echo;
     open.push(client);
@@ -86,6 +86,9 @@ describe('gRPC: connectTimeout on the endpoint connections', () => {
     await turns();
     assert.equal(ended, false, 'the call ended before the connect timeout');
     clock.advance(1);
+    // Ended at the timeout (a few turns for the failure to come through), not left waiting.
+    for (let i = 0; i < 500 && !ended; i++) await turns(1);
+    assert.equal(ended, true, 'the call did not end at the connect timeout');
     const r = await first;
     assert.equal(r.error?.code, grpc.status.UNAVAILABLE);
     assert.equal(r.error?.details, CONNECTION_FAILURE);
@@ -111,6 +114,20 @@ describe('gRPC: connectTimeout on the endpoint connections', () => {
       clock.advance(timeoutMs);
       assert.equal(flagsOf((await second).error), 'UF');
       assert.equal(h.sockets.length, 2);
+    });
+  }
+
+  const meshRows: [name: string, rule: Record<string, unknown> | undefined, meshOptions: Partial<MeshOptions>, timeoutMs: number][] = [
+    ['createMesh({ connectTimeoutMs: 3000 }), no DestinationRule', undefined, { connectTimeoutMs: 3000 }, 3000],
+    ['meshConfig connectTimeout 1.5s, no DestinationRule', undefined, { meshConfig: 'connectTimeout: 1.5s\n' }, 1500],
+    ['meshConfig connectTimeout 5s and a DestinationRule without connectTimeout (TLS SIMPLE)', { trafficPolicy: { tls: { mode: 'SIMPLE', sni: 'echo.example' } } }, { meshConfig: { connectTimeout: '5s' } }, 5000],
+    ['the DestinationRule’s tcp.connectTimeout 250ms wins over createMesh({ connectTimeoutMs: 3000 })', { trafficPolicy: { connectionPool: { tcp: { connectTimeout: '250ms' } } } }, { connectTimeoutMs: 3000 }, 250],
+  ];
+  for (const [name, rule, meshOptions, timeoutMs] of meshRows) {
+    it(`MeshConfig connectTimeout: ${name}: the call fails UNAVAILABLE / UF at ${timeoutMs} ms, not 1 ms before`, async () => {
+      const h = await hole();
+      const { clock, client } = await setup(h.port, rule, meshOptions);
+      await failsAtConnectTimeout(h, clock, client, timeoutMs);
     });
   }
 
@@ -153,8 +170,10 @@ describe('gRPC: connectTimeout on the endpoint connections', () => {
     assert.equal((await unary(client, { text: 'after' })).reply?.server, 'a');
   });
 
-  const passthroughRows: [name: string, config: (port: number) => object[], target: (port: number) => string, timeoutMs: number][] = [
+  const passthroughRows: [name: string, config: (port: number) => object[], target: (port: number) => string, timeoutMs: number, meshOptions?: Partial<MeshOptions>][] = [
     ['ALLOW_ANY passthrough (an address outside the registry): Istio’s default 10 s', () => [], (port) => `127.0.0.1:${port}`, 10_000],
+    ['ALLOW_ANY passthrough under meshConfig connectTimeout 2s', () => [], (port) => `127.0.0.1:${port}`, 2000, { meshConfig: 'connectTimeout: 2s\n' }],
+    ['ALLOW_ANY passthrough under createMesh({ connectTimeoutMs: 700 })', () => [], (port) => `127.0.0.1:${port}`, 700, { connectTimeoutMs: 700 }],
     [
       'resolution NONE ServiceEntry: its DestinationRule’s tcp.connectTimeout (250ms)',
       (port) => [
@@ -167,11 +186,11 @@ describe('gRPC: connectTimeout on the endpoint connections', () => {
       250,
     ],
   ];
-  for (const [name, config, target, timeoutMs] of passthroughRows) {
+  for (const [name, config, target, timeoutMs, meshOptions] of passthroughRows) {
     it(`${name}: a blackholed address fails the call UNAVAILABLE / UF at the connect timeout, not at its deadline`, async () => {
       const h = await hole();
       const clock = new ManualClock(1_000_000);
-      const mesh: Mesh = await createMesh({ service: 'client', clock, random: seededRandom(3), config: config(h.port), logger: { warn: () => undefined } });
+      const mesh: Mesh = await createMesh({ service: 'client', clock, random: seededRandom(3), config: config(h.port), logger: { warn: () => undefined, info: () => undefined }, ...meshOptions });
       open.push(mesh);
       const client = mesh.grpc.client(EchoClient, target(h.port)) as unknown as Echo;
       open.push(client);

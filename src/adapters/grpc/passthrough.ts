@@ -13,14 +13,13 @@
  * A connection that does not come up in time fails its calls as a connect timeout (UNAVAILABLE,
  * flag UF), as Envoy's pool times out a connect to an ORIGINAL_DST host: within the cluster's
  * `tcp.connectTimeout` for a ServiceEntry with resolution NONE (its DestinationRule applies, as
- * istiod builds that cluster), and within Istio's default 10 s (MeshConfig `connectTimeout`) for
+ * istiod builds that cluster), and within MeshConfig `connectTimeout` (`createMesh({ connectTimeoutMs })`, Istio's default 10 s) for
  * the PassthroughCluster of ALLOW_ANY — never unbounded, so a blackholed address does not hold a
  * call until its deadline (or for ever without one).
  *
  * @module
  */
 import type { Clock, Timer } from '../../core/clock.ts';
-import { DEFAULT_CONNECT_TIMEOUT_MS } from '../../routing/cluster-settings.ts';
 import { Conn, type ConnTarget } from './conn.ts';
 import { type GrpcJs, grpcJs } from './grpc-js.ts';
 import { type Admitted, type AttemptOwner, type EndpointConns, Live } from './pools.ts';
@@ -59,8 +58,8 @@ export class PassthroughConns implements AttemptOwner {
    * address and connect timeout, so two clusters passing through to one address with different
    * timeouts each get theirs.
    */
-  get(authority: string, connectTimeoutMs = DEFAULT_CONNECT_TIMEOUT_MS): Conn {
-    const key = connectTimeoutMs === DEFAULT_CONNECT_TIMEOUT_MS ? authority : `${authority} ${connectTimeoutMs}`;
+  get(authority: string, connectTimeoutMs: number): Conn {
+    const key = `${authority} ${connectTimeoutMs}`;
     let c = this.#conns.get(key);
     if (c === undefined || c.dead) {
       c = new Conn(this.#target(authority, connectTimeoutMs));

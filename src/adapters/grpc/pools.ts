@@ -168,7 +168,7 @@ export class ClusterConns implements ClusterTransport, AttemptOwner {
 
   /** An ISTIO_MUTUAL endpoint's renewal to wait for, up to the connect timeout, when the workload certificate expired (TlsPlan.renewed). */
   renewal(host: HostState): Promise<unknown> | undefined {
-    return this.#tlsPlans().planFor(host.endpoint).plan?.renewed?.(this.#cs.cluster.settings.connectionPool.connectTimeoutMs);
+    return this.#tlsPlans().planFor(host.endpoint).plan?.renewed?.(this.#cs.connectTimeoutMs);
   }
 
   /**
@@ -204,7 +204,7 @@ export class ClusterConns implements ClusterTransport, AttemptOwner {
         ping: pool.http2KeepAlive,
         // Read when a connection is made: a new DestinationRule applies to the next connection.
         get connectTimeoutMs() {
-          return cs.cluster.settings.connectionPool.connectTimeoutMs;
+          return cs.connectTimeoutMs;
         },
         clock: this.#clock,
         observe: cs,

@@ -38,6 +38,7 @@ import type { FailureKind } from '../../core/outcome.ts';
 import type { AnyResource } from '../../config/resource.ts';
 import type { ClusterState } from '../../outbound/cluster-state.ts';
 import type { HostState } from '../../routing/balancer/host.ts';
+import { DEFAULT_CONNECT_TIMEOUT_MS } from '../../routing/cluster-settings.ts';
 import { CredentialHolder } from '../../security/identity/credentials.ts';
 import type { TlsFiles } from '../../security/tls-files.ts';
 import { type ClientTlsOptions, TlsEnvironment } from '../undici/tls-plans.ts';
@@ -58,15 +59,19 @@ export class GrpcTransport {
   readonly #passthrough: PassthroughConns;
   /** Attempts carry `x-envoy-expected-rq-timeout-ms` (Istio's `proxyHeaders.envoyDebugHeaders` not disabled). */
   readonly #envoyHeaders: boolean;
+  /** MeshConfig's `connectTimeout`: PassthroughCluster's connect timeout. */
+  readonly #connectTimeoutMs: number;
 
   /**
    * `clock`: the mesh clock; `credentials`: the workload's certificate for mTLS (new connections use
    * a new issue at once); `tls`: MeshConfig's settings; `envoyHeaders`: false when Istio's
-   * `proxyHeaders.envoyDebugHeaders` is disabled.
+   * `proxyHeaders.envoyDebugHeaders` is disabled; `connectTimeoutMs`: MeshConfig's `connectTimeout`
+   * (PassthroughCluster's, and clusters' whose DestinationRule sets none).
    */
-  constructor(clock: Clock, credentials: CredentialHolder = new CredentialHolder(), tls: ClientTlsOptions = {}, envoyHeaders = true) {
+  constructor(clock: Clock, credentials: CredentialHolder = new CredentialHolder(), tls: ClientTlsOptions = {}, envoyHeaders = true, connectTimeoutMs = DEFAULT_CONNECT_TIMEOUT_MS) {
     this.#clock = clock;
     this.#envoyHeaders = envoyHeaders;
+    this.#connectTimeoutMs = connectTimeoutMs;
     this.#passthrough = new PassthroughConns(clock, userAgent(), envoyHeaders);
     this.#env = new TlsEnvironment(credentials, tls, clock);
   }
@@ -120,7 +125,7 @@ export class GrpcTransport {
   readonly passthrough: Dispatch = (ex, handler) => {
     // A resolution-NONE cluster's connect timeout (its DestinationRule's, or Istio's default); ALLOW_ANY's PassthroughCluster: MeshConfig's default 10 s.
     const cs = ex.cluster as ClusterState | undefined;
-    new GrpcAttempt(ex, handler, this.#passthrough.get(ex.urlAuthority, cs?.cluster.settings.connectionPool.connectTimeoutMs), this.#passthrough, undefined).start();
+    new GrpcAttempt(ex, handler, this.#passthrough.get(ex.urlAuthority, cs?.connectTimeoutMs ?? this.#connectTimeoutMs), this.#passthrough, undefined).start();
   };
 
   /** Classifies this transport's failures. */

@@ -34,6 +34,7 @@ import type { Dispatch } from '../../core/layer.ts';
 import type { ClusterState, ClusterTransport } from '../../outbound/cluster-state.ts';
 import { UNLIMITED } from '../../policies/limits.ts';
 import type { HostState } from '../../routing/balancer/host.ts';
+import { DEFAULT_CONNECT_TIMEOUT_MS } from '../../routing/cluster-settings.ts';
 
 /** The undici Pool options for a cluster, from its compiled connection-pool settings. */
 export function poolOptions(cs: ClusterState): Pool.Options {
@@ -41,7 +42,7 @@ export function poolOptions(cs: ClusterState): Pool.Options {
   // The connectors run outside the suppressed context the mesh's requests are handed over in (untraced.ts).
   // No headersTimeout/bodyTimeout of undici's (300 s each): a sidecar has no stream idle timeout (Istio sets the HCM's
   // stream_idle_timeout to 0) and a route without `timeout` none either; a caller's own still applies per request.
-  const o: Pool.Options = { connectTimeout: pool.connectTimeoutMs, factory: upstreamClient, headersTimeout: 0, bodyTimeout: 0 };
+  const o: Pool.Options = { connectTimeout: cs.connectTimeoutMs, factory: upstreamClient, headersTimeout: 0, bodyTimeout: 0 };
   const maxConn = cs.limiter.limits.maxConnections;
   if (maxConn !== UNLIMITED) o.connections = maxConn;
   if (pool.idleTimeoutMs !== undefined) {
@@ -52,7 +53,7 @@ export function poolOptions(cs: ClusterState): Pool.Options {
   // maxConnectionDuration: a connection older than this is given no new request and closes once its requests end (Envoy drains it).
   if (pool.maxConnectionDurationMs !== undefined) o.clientTtl = pool.maxConnectionDurationMs;
   // TCP keepalive: undici's default (probes after 60 s idle) unless the DestinationRule sets it.
-  if (pool.tcpKeepalive !== undefined) o.connect = keepaliveConnector(pool.connectTimeoutMs, cs.h2, pool.tcpKeepalive) as never;
+  if (pool.tcpKeepalive !== undefined) o.connect = keepaliveConnector(cs.connectTimeoutMs, cs.h2, pool.tcpKeepalive) as never;
   if (cs.h2) {
     o.allowH2 = true;
     (o as { useH2c?: boolean }).useH2c = true;
@@ -289,7 +290,8 @@ const SLOT = 'http';
 
 /** The undici side of a mesh: endpoint pools per cluster and a passthrough agent. */
 export class UndiciTransport {
-  readonly #agent = trackedAgent({ headersTimeout: 0, bodyTimeout: 0 }); // PassthroughCluster: no timeout (as poolOptions)
+  /** PassthroughCluster: no request timeout (as poolOptions), MeshConfig's `connectTimeout`. */
+  readonly #agent: ReturnType<typeof trackedAgent>;
   readonly #clock: Clock;
   readonly #env: TlsEnvironment;
   /** Calls carry `x-envoy-expected-rq-timeout-ms` (Istio's `proxyHeaders.envoyDebugHeaders` not disabled). */
@@ -298,9 +300,11 @@ export class UndiciTransport {
   /**
    * `clock`: the mesh clock (close()'s grace period runs on it); `credentials`: the workload's
    * certificate for mTLS (new connections use a new issue at once); `tls`: MeshConfig's settings;
-   * `envoyHeaders`: false when Istio's `proxyHeaders.envoyDebugHeaders` is disabled.
+   * `envoyHeaders`: false when Istio's `proxyHeaders.envoyDebugHeaders` is disabled;
+   * `connectTimeoutMs`: MeshConfig's `connectTimeout` (PassthroughCluster's).
    */
-  constructor(clock: Clock, credentials: CredentialHolder = new CredentialHolder(), tls: ClientTlsOptions = {}, envoyHeaders = true) {
+  constructor(clock: Clock, credentials: CredentialHolder = new CredentialHolder(), tls: ClientTlsOptions = {}, envoyHeaders = true, connectTimeoutMs = DEFAULT_CONNECT_TIMEOUT_MS) {
+    this.#agent = trackedAgent({ headersTimeout: 0, bodyTimeout: 0, connectTimeout: connectTimeoutMs });
     this.#clock = clock;
     this.#env = new TlsEnvironment(credentials, tls, clock);
     this.#expected = envoyHeaders;

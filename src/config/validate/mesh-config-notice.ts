@@ -26,6 +26,7 @@ const MESH_CONFIG_OPTIONS: ReadonlyMap<string, string> = new Map([
   ['enableTracing', 'createMesh({ telemetry: { tracing: { enabled } } })'],
   ['defaultConfig.proxyHeaders', 'createMesh({ proxyHeaders })'],
   ['localityLbSetting', 'createMesh({ localityLbSetting })'],
+  ['connectTimeout', 'createMesh({ connectTimeoutMs })'],
   ['defaultConfig.tracing.sampling', 'createMesh({ telemetry: { tracing: { samplingPercentage } } })'],
 ]);
 

@@ -1,0 +1,108 @@
+/**
+ * MeshConfig `connectTimeout` (`createMesh({ connectTimeoutMs })`, or `meshConfig.connectTimeout`)
+ * on HTTP calls, on a ManualClock: istiod makes it the `connect_timeout` of every cluster whose
+ * DestinationRule sets no `connectionPool.tcp.connectTimeout` (cluster_traffic_policy.go), and a
+ * rule's value still wins. The endpoint accepts TCP but never answers the TLS handshake the
+ * DestinationRule (SIMPLE) asks for, so the connect is timed on the mesh clock; the call fails
+ * 503 UF, reset reason `connection timeout`, at the timeout and not 1 ms before. Bad values are
+ * refused naming the option.
+ */
+import assert from 'node:assert/strict';
+import { type AddressInfo, createServer, type Socket } from 'node:net';
+import { after, describe, it } from 'node:test';
+import { createMesh, ManualClock, type MeshOptions } from '../../src/index.ts';
+import { call, destinationRule, serviceEntry, virtualService } from '../helpers/upstreams.ts';
+
+const HOST = 'slow.default.svc.cluster.local';
+const BODY = 'upstream connect error or disconnect/reset before headers. reset reason: connection timeout';
+
+const turns = async (n = 20) => {
+  for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
+};
+
+describe('MeshConfig connectTimeout on HTTP clusters', () => {
+  const open: { close(): unknown }[] = [];
+  after(async () => {
+    for (const o of open.reverse()) await o.close();
+  });
+
+  /** A server that takes connections and their TLS ClientHello, and answers nothing. */
+  async function blackhole() {
+    const sockets: Socket[] = [];
+    let wake: (() => void) | undefined;
+    const server = createServer((s) => {
+      sockets.push(s);
+      s.on('error', () => undefined);
+      s.once('data', () => wake?.());
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    open.push({
+      close: () => {
+        for (const s of sockets) s.destroy();
+        server.close();
+      },
+    });
+    const hello = () =>
+      new Promise<void>((resolve) => {
+        const check = () => {
+          if (sockets.length >= 1 && sockets[0]?.bytesRead !== 0) resolve();
+        };
+        wake = check;
+        check();
+      });
+    return { port: (server.address() as AddressInfo).port, sockets, hello };
+  }
+
+  async function failsAt(meshOptions: Partial<MeshOptions>, pool: Record<string, unknown> | undefined, timeoutMs: number): Promise<void> {
+    const h = await blackhole();
+    const clock = new ManualClock(1_000_000);
+    const mesh = await createMesh({
+      service: 'client',
+      clock,
+      logger: { warn: () => undefined, info: () => undefined },
+      config: [
+        serviceEntry('slow', HOST, 80, [{ port: h.port }]),
+        destinationRule('slow', HOST, { trafficPolicy: { ...(pool === undefined ? {} : { connectionPool: pool }), tls: { mode: 'SIMPLE', sni: 'slow.example' } } }),
+        virtualService('slow', [HOST], [{ route: [{ destination: { host: HOST } }], retries: { attempts: 0 } }]),
+      ],
+      ...meshOptions,
+    });
+    open.push(mesh);
+    let ended = false;
+    const pending = call(mesh, `http://${HOST}/`).finally(() => (ended = true));
+    await h.hello();
+    clock.advance(timeoutMs - 1);
+    await turns();
+    assert.equal(ended, false, 'the call ended before the connect timeout');
+    clock.advance(1);
+    // Ended at the timeout (a few turns for the failure to come through), not left waiting.
+    for (let i = 0; i < 500 && !ended; i++) await turns(1);
+    assert.equal(ended, true, 'the call did not end at the connect timeout');
+    const r = await pending;
+    assert.equal(r.status, 503);
+    assert.equal(r.flags, 'UF');
+    assert.equal(r.body, BODY);
+    assert.equal(h.sockets.length, 1);
+  }
+
+  it('createMesh({ connectTimeoutMs: 2500 }): a cluster whose DestinationRule sets none times out at 2.5 s', () => failsAt({ connectTimeoutMs: 2500 }, undefined, 2500));
+  it('meshConfig `connectTimeout: 1s` (YAML text) applies the same way', () => failsAt({ meshConfig: 'connectTimeout: 1s\n' }, undefined, 1000));
+  it('a DestinationRule’s tcp.connectTimeout (300ms) wins over the mesh’s (4s)', () => failsAt({ connectTimeoutMs: 4000 }, { tcp: { connectTimeout: '300ms' } }, 300));
+  it('an explicit connectTimeoutMs wins over meshConfig’s', () => failsAt({ connectTimeoutMs: 1200, meshConfig: { connectTimeout: '8s' } }, { tcp: { maxConnections: 5 } }, 1200));
+  it('no setting: Istio’s 10 s', () => failsAt({}, undefined, 10_000));
+
+  it('meshConfig `connectTimeout` is applied, so the info log no longer names it among the settings not applied', async () => {
+    const infos: string[] = [];
+    const mesh = await createMesh({ service: 'a', config: [], meshConfig: 'connectTimeout: 2s\nenablePrometheusMerge: true\n', logger: { warn: () => undefined, info: (m: string) => infos.push(m) } });
+    open.push(mesh);
+    assert.deepEqual(infos.filter((m) => m.includes('not applied')), ['createMesh: meshConfig settings meshlet has no option for (not applied): enablePrometheusMerge']);
+  });
+
+  it('bad values are refused naming the option', async () => {
+    for (const v of [0, -5, Number.NaN, '5s'] as unknown[]) {
+      await assert.rejects(createMesh({ service: 'a', config: [], connectTimeoutMs: v as number }), /createMesh: `connectTimeoutMs` \(MeshConfig's connectTimeout\) must be a number of milliseconds of at least 1, got /);
+    }
+    await assert.rejects(createMesh({ service: 'a', config: [], meshConfig: 'connectTimeout: soon\n' }), /createMesh: `meshConfig\.connectTimeout` must be a duration of at least 1ms such as "10s", got "soon"/);
+    await assert.rejects(createMesh({ service: 'a', config: [], meshConfig: { connectTimeout: '0s' } }), /`meshConfig\.connectTimeout` must be a duration/);
+  });
+});
