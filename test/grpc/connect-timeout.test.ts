@@ -9,45 +9,17 @@
  * to a ServiceEntry with resolution NONE (its DestinationRule's connectTimeout) are bounded too.
  */
 import assert from 'node:assert/strict';
-import { type AddressInfo, createServer, type Server, type Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { createMesh, ManualClock, type Mesh, type MeshOptions, seededRandom } from '../../src/index.ts';
+import { type Blackhole, blackhole, turns } from '../helpers/blackhole.ts';
 import { destinationRule, virtualService } from '../helpers/upstreams.ts';
 import { collect, type Echo, EchoClient, grpc, type GrpcUpstream, grpcServiceEntry, startGrpcUpstream, unary } from '../helpers/grpc.ts';
 
 const HOST = 'echo.default.svc.cluster.local';
 const CONNECTION_FAILURE = 'upstream connect error or disconnect/reset before headers. reset reason: connection timeout';
 
-/** A TCP server that accepts and holds every connection, answering nothing. */
-async function blackhole(): Promise<{ server: Server; port: number; sockets: Socket[]; closed: Socket[]; connected(n: number): Promise<void> }> {
-  const sockets: Socket[] = [];
-  const closed: Socket[] = [];
-  let wake: (() => void) | undefined;
-  const server = createServer((s) => {
-    sockets.push(s);
-    s.on('error', () => undefined);
-    s.on('close', () => closed.push(s));
-    // Wait for the client's first bytes (the HTTP/2 preface or a TLS ClientHello), then say nothing.
-    s.once('data', () => wake?.());
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const connected = (n: number) =>
-    new Promise<void>((resolve) => {
-      const check = () => {
-        if (sockets.length >= n && sockets[n - 1]?.bytesRead !== 0) resolve();
-      };
-      wake = check;
-      check();
-    });
-  return { server, port: (server.address() as AddressInfo).port, sockets, closed, connected };
-}
-
 const flagsOf = (e: grpc.ServiceError | undefined) => e?.metadata.get('x-meshlet-response-flags')[0];
 
-/** Lets grpc-js and the sockets take a few turns (no time is asserted). */
-const turns = async (n = 20) => {
-  for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
-};
 
 describe('gRPC: connectTimeout on the endpoint connections', () => {
   const open: { close(): unknown }[] = [];
@@ -68,17 +40,12 @@ describe('gRPC: connectTimeout on the endpoint connections', () => {
 
   async function hole() {
     const h = await blackhole();
-    open.push({
-      close: () => {
-        for (const s of h.sockets) s.destroy();
-        h.server.close();
-      },
-    });
+    open.push(h);
     return h;
   }
 
   /** The first call on a blackholed connection: not ended 1 ms before `timeoutMs`, UNAVAILABLE / UF at it; the half-open connection is then closed. */
-  async function failsAtConnectTimeout(h: Awaited<ReturnType<typeof blackhole>>, clock: ManualClock, client: Echo, timeoutMs: number): Promise<void> {
+  async function failsAtConnectTimeout(h: Blackhole, clock: ManualClock, client: Echo, timeoutMs: number): Promise<void> {
     let ended = false;
     const first = unary(client, { text: 'a' }).finally(() => (ended = true));
     await h.connected(1);

@@ -8,7 +8,7 @@
  * refused naming the option.
  */
 import assert from 'node:assert/strict';
-import { type AddressInfo, createServer, type Socket } from 'node:net';
+import { blackhole, turns } from '../helpers/blackhole.ts';
 import { after, describe, it } from 'node:test';
 import { createMesh, ManualClock, type MeshOptions } from '../../src/index.ts';
 import { call, destinationRule, serviceEntry, virtualService } from '../helpers/upstreams.ts';
@@ -16,9 +16,6 @@ import { call, destinationRule, serviceEntry, virtualService } from '../helpers/
 const HOST = 'slow.default.svc.cluster.local';
 const BODY = 'upstream connect error or disconnect/reset before headers. reset reason: connection timeout';
 
-const turns = async (n = 20) => {
-  for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
-};
 
 describe('MeshConfig connectTimeout on HTTP clusters', () => {
   const open: { close(): unknown }[] = [];
@@ -27,34 +24,14 @@ describe('MeshConfig connectTimeout on HTTP clusters', () => {
   });
 
   /** A server that takes connections and their TLS ClientHello, and answers nothing. */
-  async function blackhole() {
-    const sockets: Socket[] = [];
-    let wake: (() => void) | undefined;
-    const server = createServer((s) => {
-      sockets.push(s);
-      s.on('error', () => undefined);
-      s.once('data', () => wake?.());
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    open.push({
-      close: () => {
-        for (const s of sockets) s.destroy();
-        server.close();
-      },
-    });
-    const hello = () =>
-      new Promise<void>((resolve) => {
-        const check = () => {
-          if (sockets.length >= 1 && sockets[0]?.bytesRead !== 0) resolve();
-        };
-        wake = check;
-        check();
-      });
-    return { port: (server.address() as AddressInfo).port, sockets, hello };
+  async function hole() {
+    const h = await blackhole();
+    open.push(h);
+    return { port: h.port, sockets: h.sockets, hello: () => h.connected(1) };
   }
 
   async function failsAt(meshOptions: Partial<MeshOptions>, pool: Record<string, unknown> | undefined, timeoutMs: number): Promise<void> {
-    const h = await blackhole();
+    const h = await hole();
     const clock = new ManualClock(1_000_000);
     const mesh = await createMesh({
       service: 'client',
