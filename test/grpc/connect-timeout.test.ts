@@ -11,7 +11,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { createMesh, ManualClock, type Mesh, type MeshOptions, seededRandom } from '../../src/index.ts';
-import { type Blackhole, blackhole, turns } from '../helpers/blackhole.ts';
+import { type Blackhole, blackhole, endsAtConnectTimeout, turns } from '../helpers/blackhole.ts';
 import { destinationRule, virtualService } from '../helpers/upstreams.ts';
 import { collect, type Echo, EchoClient, grpc, type GrpcUpstream, grpcServiceEntry, startGrpcUpstream, unary } from '../helpers/grpc.ts';
 
@@ -46,17 +46,7 @@ describe('gRPC: connectTimeout on the endpoint connections', () => {
 
   /** The first call on a blackholed connection: not ended 1 ms before `timeoutMs`, UNAVAILABLE / UF at it; the half-open connection is then closed. */
   async function failsAtConnectTimeout(h: Blackhole, clock: ManualClock, client: Echo, timeoutMs: number): Promise<void> {
-    let ended = false;
-    const first = unary(client, { text: 'a' }).finally(() => (ended = true));
-    await h.connected(1);
-    clock.advance(timeoutMs - 1);
-    await turns();
-    assert.equal(ended, false, 'the call ended before the connect timeout');
-    clock.advance(1);
-    // Ended at the timeout (a few turns for the failure to come through), not left waiting.
-    for (let i = 0; i < 500 && !ended; i++) await turns(1);
-    assert.equal(ended, true, 'the call did not end at the connect timeout');
-    const r = await first;
+    const r = await endsAtConnectTimeout(h, clock, timeoutMs, () => unary(client, { text: 'a' }));
     assert.equal(r.error?.code, grpc.status.UNAVAILABLE);
     assert.equal(r.error?.details, CONNECTION_FAILURE);
     assert.equal(flagsOf(r.error), 'UF');

@@ -51,3 +51,21 @@ export async function blackhole(): Promise<Blackhole> {
 export async function turns(n = 20): Promise<void> {
   for (let i = 0; i < n; i++) await new Promise((r) => setImmediate(r));
 }
+
+/**
+ * Starts a call toward `h` (`start`) and checks it waits for the connect timeout on the mesh's
+ * ManualClock: not ended 1 ms before `timeoutMs`, ended once it passes (a few turns for the
+ * failure to come through); the call's result.
+ */
+export async function endsAtConnectTimeout<T>(h: Blackhole, clock: { advance(ms: number): void }, timeoutMs: number, start: () => Promise<T>): Promise<T> {
+  let ended = false;
+  const pending = start().finally(() => (ended = true));
+  await h.connected(1);
+  clock.advance(timeoutMs - 1);
+  await turns();
+  if (ended) throw new Error(`the call ended before the connect timeout (${timeoutMs} ms)`);
+  clock.advance(1);
+  for (let i = 0; i < 500 && !ended; i++) await turns(1);
+  if (!ended) throw new Error(`the call did not end at the connect timeout (${timeoutMs} ms)`);
+  return pending;
+}

@@ -8,7 +8,7 @@
  * refused naming the option.
  */
 import assert from 'node:assert/strict';
-import { blackhole, turns } from '../helpers/blackhole.ts';
+import { blackhole, endsAtConnectTimeout } from '../helpers/blackhole.ts';
 import { after, describe, it } from 'node:test';
 import { createMesh, ManualClock, type MeshOptions } from '../../src/index.ts';
 import { call, destinationRule, serviceEntry, virtualService } from '../helpers/upstreams.ts';
@@ -27,7 +27,7 @@ describe('MeshConfig connectTimeout on HTTP clusters', () => {
   async function hole() {
     const h = await blackhole();
     open.push(h);
-    return { port: h.port, sockets: h.sockets, hello: () => h.connected(1) };
+    return h;
   }
 
   async function failsAt(meshOptions: Partial<MeshOptions>, pool: Record<string, unknown> | undefined, timeoutMs: number): Promise<void> {
@@ -45,17 +45,7 @@ describe('MeshConfig connectTimeout on HTTP clusters', () => {
       ...meshOptions,
     });
     open.push(mesh);
-    let ended = false;
-    const pending = call(mesh, `http://${HOST}/`).finally(() => (ended = true));
-    await h.hello();
-    clock.advance(timeoutMs - 1);
-    await turns();
-    assert.equal(ended, false, 'the call ended before the connect timeout');
-    clock.advance(1);
-    // Ended at the timeout (a few turns for the failure to come through), not left waiting.
-    for (let i = 0; i < 500 && !ended; i++) await turns(1);
-    assert.equal(ended, true, 'the call did not end at the connect timeout');
-    const r = await pending;
+    const r = await endsAtConnectTimeout(h, clock, timeoutMs, () => call(mesh, `http://${HOST}/`));
     assert.equal(r.status, 503);
     assert.equal(r.flags, 'UF');
     assert.equal(r.body, BODY);
