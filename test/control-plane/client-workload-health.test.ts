@@ -117,7 +117,10 @@ test("productpage's calls go only to instances whose WorkloadGroup probe passes"
     // Still failing: no new report (transitions only), nothing changes.
     const version = productpage.snapshot.version;
     ca.advance(5000);
-    await until(() => a.probes === 3, 'third probe');
+    await until(() => {
+      ca.advance(0);
+      return a.probes === 3;
+    }, 'third probe');
     await new Promise((r) => setTimeout(r, 50));
     assert.equal(productpage.snapshot.version, version);
 
@@ -135,9 +138,14 @@ test("productpage's calls go only to instances whose WorkloadGroup probe passes"
     assert.equal(del.status, 200);
     await until(() => endpoints(productpage).length === 1, 'b forgotten');
     // (One period at a time: a ManualClock jump past a probe's timeout would time the probe out.)
+    // advance(0) while waiting: a probe still in flight when the clock moved sets its next timer
+    // at "now" once it ends, which a ManualClock fires only when it is moved again.
     for (const n of [2, 3]) {
       cb.advance(5000);
-      await until(() => b.probes === n, `b's probe ${n}`);
+      await until(() => {
+        cb.advance(0);
+        return b.probes === n;
+      }, `b's probe ${n}`);
     }
     await until(() => endpoints(productpage).length === 2, 'b registered again, healthy');
 
