@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { describe, it } from 'node:test';
-import { currentContext, currentDeadline, reenterContext, runInContext, runInWholeContext, withDeadline, withDeadlineAt } from './context.ts';
+import { asyncContextFrames, currentContext, currentDeadline, reenterContext, runInContext, runInRestoringScope, runInWholeContext, runInWholeContextLast, withDeadline, withDeadlineAt } from './context.ts';
 
 describe('the mesh context', () => {
   it('is the merged context inside runInContext, in code that runs later too, and the previous one after', async () => {
@@ -32,6 +32,55 @@ describe('the mesh context', () => {
     assert.deepEqual(seen, { deadline: 40, trace: { traceparent: 't' }, peer: undefined, requestPrincipal: 'iss/alice', claims: { sub: 'alice' }, sum: 5 });
     assert.throws(() => runInWholeContext(ctx, () => { throw new Error('boom'); }, 0, 0), /boom/);
     assert.equal(currentContext().requestPrincipal, undefined);
+  });
+
+  // Where async context lives in frames (Node 24): elsewhere the scope is none and the tracer uses context.with.
+  it('runInWholeContextLast enters in place inside a restoring scope (once), which puts every store back; elsewhere as runInWholeContext', { skip: !asyncContextFrames() }, async () => {
+    const ctx = { deadline: 90, trace: undefined, peer: undefined, requestPrincipal: 'iss/alice', claims: undefined };
+    const other = new AsyncLocalStorage<string>();
+    let later: Promise<string | undefined> | undefined;
+    const got = other.run('outer', () =>
+      runInRestoringScope(
+        (a: number, b: number, c: number) => {
+          // What the tracer does in the scope: another store entered in place (its OpenTelemetry context).
+          other.enterWith('otel');
+          return runInWholeContextLast(
+            ctx,
+            (x: number, y: number) => {
+              assert.equal(currentContext(), ctx);
+              assert.equal(other.getStore(), 'otel');
+              // Code that runs later (a handler's await) sees both.
+              later = new Promise((ok) => setImmediate(() => ok(`${currentContext().requestPrincipal} ${other.getStore()}`)));
+              // A second one in the same scope is not the last: it gets a scope of its own.
+              const inner = { ...ctx, requestPrincipal: 'iss/bob' };
+              assert.equal(runInWholeContextLast(inner, () => currentContext().requestPrincipal, 0, 0), 'iss/bob');
+              assert.equal(currentContext(), ctx);
+              return x + y;
+            },
+            a + b,
+            c,
+          );
+        },
+        1,
+        2,
+        3,
+      ),
+    );
+    assert.equal(got, 6);
+    // The scope ended: the caller's stores as they were.
+    assert.equal(currentContext().requestPrincipal, undefined);
+    assert.equal(other.run('x', () => 1), 1);
+    assert.equal(await later, 'iss/alice otel');
+    // A throw inside: put back all the same.
+    assert.throws(() => runInRestoringScope(() => runInWholeContextLast(ctx, () => { throw new Error('boom'); }, 0, 0), 0, 0, 0), /boom/);
+    assert.equal(currentContext().requestPrincipal, undefined);
+    // Outside a restoring scope: a scope of its own.
+    assert.equal(runInWholeContextLast(ctx, () => currentContext().requestPrincipal, 0, 0), 'iss/alice');
+    assert.equal(currentContext().requestPrincipal, undefined);
+    other.run('outer2', () => {
+      runInRestoringScope(() => other.enterWith('inner'), 0, 0, 0);
+      assert.equal(other.getStore(), 'outer2');
+    });
   });
 
   it('is put back when the function throws', () => {

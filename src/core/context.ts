@@ -96,6 +96,37 @@ function enterThen2<A, B, T>(context: MeshContext, fn: (a: A, b: B) => T, a: A, 
 }
 
 /**
+ * True in the synchronous extent of {@link runInRestoringScope}, until {@link runInWholeContextLast}
+ * enters a context in it (which then needs no scope of its own).
+ */
+let restoring = false;
+
+function restoringThen<A, B, C, T>(fn: (a: A, b: B, c: C) => T, a: A, b: B, c: C): T {
+  const was = restoring;
+  restoring = true;
+  try {
+    return fn(a, b, c);
+  } finally {
+    restoring = was;
+  }
+}
+
+/**
+ * Runs `fn(a, b, c)` in an `AsyncResource` scope, which puts the whole async context (every
+ * store) back as it was when it returns or throws — where async context lives in frames (Node
+ * 24); elsewhere `fn(a, b, c)` as it is. The first whole context {@link runInWholeContextLast}
+ * enters in its synchronous extent is entered in place (`enterWith`), without a scope of its
+ * own: this one restores it. The tracer runs a served request's admission in one (it makes the
+ * server span's OpenTelemetry context active in it), so the request's mesh context, entered at
+ * the end of admission, costs one `AsyncResource` instead of two.
+ * @internal
+ */
+export function runInRestoringScope<A, B, C, T>(fn: (a: A, b: B, c: C) => T, a: A, b: B, c: C): T {
+  if (!FRAMES) return fn(a, b, c);
+  return new AsyncResource('meshlet.scope').runInAsyncScope(restoringThen<A, B, C, T>, undefined, fn, a, b, c);
+}
+
+/**
  * Runs `fn(a, b)` inside `context`, a whole context (every field set, as admission makes one),
  * merged with the enclosing one as {@link joinWholeContext} merges it. Outside any context the merge
  * is `context` itself, so it is entered as it is (no copy), and the two arguments are handed on
@@ -107,6 +138,22 @@ export function runInWholeContext<A, B, T>(context: MeshContext, fn: (a: A, b: B
   const ctx = outer === undefined ? context : joinWholeContext(context);
   if (!FRAMES || outer === ctx) return storage.run(ctx, fn, a, b);
   return new AsyncResource('meshlet.context').runInAsyncScope(enterThen2<A, B, T>, undefined, ctx, fn, a, b);
+}
+
+/**
+ * {@link runInWholeContext} for a caller that does nothing more after it returns — `fn(a, b)` is
+ * the rest of its synchronous work, up to the end of any {@link runInRestoringScope} it runs in.
+ * Inside such a scope (the first time), the context is entered in place: the scope puts the
+ * previous one back when it ends, as `run` would when `fn` returns. The server adapters enter an
+ * admitted request's context with it, at the end of admission.
+ * @internal
+ */
+export function runInWholeContextLast<A, B, T>(context: MeshContext, fn: (a: A, b: B) => T, a: A, b: B): T {
+  if (!restoring) return runInWholeContext(context, fn, a, b);
+  restoring = false;
+  const outer = storage.getStore();
+  storage.enterWith(outer === undefined ? context : joinWholeContext(context));
+  return fn(a, b);
 }
 
 /**

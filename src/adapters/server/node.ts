@@ -12,7 +12,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Headers } from '../../core/handler.ts';
 import { type ConnectionInfo, callerGone, callerLeft, type InboundGuard, type Judgement, pendingRequest, type RequestMeshInfo, releaseSlot } from '../../inbound/guard.ts';
-import { runInWholeContext } from '../../core/context.ts';
+import { runInWholeContextLast } from '../../core/context.ts';
 import { isGrpcContentType } from '../../core/classify.ts';
 import { absoluteForm, applyAdmittedHeaders, authorityAsHost, dropRemovedQueryKeys, headersFromRaw, namesOfLastView, syncRawPath } from './headers.ts';
 import { type InboundObservation, observeInbound } from './observe-inbound.ts';
@@ -78,9 +78,13 @@ function admitted(req: IncomingMessage, next: () => void): void {
   next();
 }
 
-/** Runs the rest of the request — the app's handler and the listeners it adds — inside the admitted context (what `runAdmitted` does, without a closure per request). */
+/**
+ * Runs the rest of the request — the app's handler and the listeners it adds — inside the
+ * admitted context (what `runAdmitted` does, without a closure per request). The adapters call it
+ * last, at the end of admission: inside the tracer's scope, the context is entered in place.
+ */
 export function enterContext(req: IncomingMessage, j: Extract<Judgement, { serve: true }>, next: () => void): void {
-  runInWholeContext(j.admission.context, admitted, req, next);
+  runInWholeContextLast(j.admission.context, admitted, req, next);
 }
 
 function proceed(req: MeshRequest, res: ServerResponse, j: Judgement, next: () => void, rewrite: boolean, hostChanged: boolean, mounted: string | undefined, ob: InboundObservation | undefined): void {

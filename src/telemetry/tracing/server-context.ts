@@ -11,9 +11,8 @@
  *
  * @module
  */
-import { AsyncResource } from 'node:async_hooks';
 import { type Context, context, createContextKey, ROOT_CONTEXT, type Span, type SpanContext, type SpanStatus, trace } from '@opentelemetry/api';
-import { asyncContextFrames } from '../../core/context.ts';
+import { asyncContextFrames, runInRestoringScope } from '../../core/context.ts';
 import { newIds } from './span-context.ts';
 
 /** The key `trace.setSpan` stores the span under (the API's keys are `Symbol.for` their description). */
@@ -152,7 +151,8 @@ function attachThen<T>(m: Attaching, ctx: Context, fn: () => T): T {
  * context lives in frames (Node 24), the manager's `AsyncLocalStorage.run` copies the frame (a
  * `Map` of every store's value, through its iterator) once on the way in and again on the way
  * out; here an `AsyncResource` scope, which puts the frame it was made in back on exit without
- * copying, is entered and the context attached inside it — one copy. What runs inside, and every
+ * copying, is entered and the context attached inside it — one copy; the request's mesh context,
+ * entered at the end of admission inside it, is entered in place (`runInRestoringScope`). What runs inside, and every
  * async continuation it makes, sees `ctx` as the active context, and the caller's context is as
  * it was afterwards, as with `context.with`. Other context managers (no `attach`), or stores kept
  * by async hooks: `context.with`.
@@ -160,5 +160,5 @@ function attachThen<T>(m: Attaching, ctx: Context, fn: () => T): T {
 export function withActive<T>(ctx: Context, fn: () => T): T {
   const m = (context as unknown as { _getContextManager?: () => Attaching })._getContextManager?.();
   if (m?.attach === undefined || !FRAMES) return context.with(ctx, fn);
-  return new AsyncResource('meshlet.otel').runInAsyncScope(attachThen<T>, undefined, m, ctx, fn);
+  return runInRestoringScope(attachThen<T>, m, ctx, fn);
 }
