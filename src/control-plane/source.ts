@@ -74,6 +74,7 @@ export class ControlPlaneSource {
       rotation,
       workload: o.workload,
       rootNamespace: o.rootNamespace,
+      defaultHttpRetryPolicy: o.defaultHttpRetryPolicy,
       networks: o.networks,
       gatewayNames: o.gatewayNames,
       check: { defaultNamespace: o.workload.namespace, analysis: o.analysis },
@@ -326,7 +327,7 @@ export class ControlPlaneSource {
     } else if (this.#o.failOpen) {
       this.#o.logger.warn(`meshlet: starting without config (failOpen): ${why?.message ?? 'no config from the control plane yet'}`);
       if (!this.#connected && why !== undefined) this.#emit('disconnected', { error: why } satisfies DisconnectedEvent);
-      this.#settle(await compileStateAsync(EMPTY_STATE, this.#o.workload, this.#o.rootNamespace, this.#o.networks, this.#o.gatewayNames));
+      this.#settle(await compileStateAsync(EMPTY_STATE, this.#o.workload, this.#o, this.#o.gatewayNames));
     } else if (final) {
       const timeout = error === undefined;
       const message = timeout
@@ -355,7 +356,7 @@ export class ControlPlaneSource {
       wireWorkloads: c.workloads,
       findings: config.findings,
     };
-    return { state, snapshot: await compileStateAsync(state, this.#o.workload, this.#o.rootNamespace, this.#o.networks, this.#o.gatewayNames) };
+    return { state, snapshot: await compileStateAsync(state, this.#o.workload, this.#o, this.#o.gatewayNames) };
   }
 
   /**

@@ -23,6 +23,7 @@
  * @module
  */
 import type { NetworkSettings } from '../config/network-topology.ts';
+import type { HTTPRetry } from '../config/types/networking.ts';
 import type { GatewayNames } from '../outbound/gateway-names.ts';
 import { X509Certificate } from 'node:crypto';
 import type { Clock, Timer } from '../core/clock.ts';
@@ -73,6 +74,8 @@ export interface WatchOptions {
   readonly workload: Required<WorkloadInfo>;
   /** The mesh's root namespace (its Sidecar is the mesh-wide default). @defaultValue 'istio-system' */
   readonly rootNamespace?: string;
+  /** MeshConfig's `defaultHttpRetryPolicy` (see `ControlPlaneSourceOptions.defaultHttpRetryPolicy`). */
+  readonly defaultHttpRetryPolicy?: HTTPRetry | undefined;
   /** This workload's network and MeshNetworks (see `ControlPlaneSourceOptions.networks`). */
   readonly networks?: NetworkSettings | undefined;
   /** The mesh's gateway host names: a compile that uses one without an answer yet waits for it (bounded). */
@@ -318,7 +321,7 @@ export class Watch {
     };
     let snapshot: Snapshot;
     try {
-      snapshot = await compileStateAsync(next, this.#o.workload, this.#o.rootNamespace, this.#o.networks, this.#o.gatewayNames);
+      snapshot = await compileStateAsync(next, this.#o.workload, this.#o, this.#o.gatewayNames);
     } catch (e) {
       const why = [`compiling failed: ${e instanceof Error ? e.message : String(e)}`];
       if (config !== undefined) this.#nack(url, 'config', config.version, undefined, why);

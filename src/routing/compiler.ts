@@ -27,6 +27,7 @@ import {
   compileRetry,
   compileRewrite,
   compileTimeout,
+  type RetryPolicy,
 } from './route-policy.ts';
 import { describeRoute, type Cluster, type CompiledRoute, type MirrorTarget, type RouteDecision, type RouteTarget } from './route-table.ts';
 
@@ -57,10 +58,13 @@ export class Compiler {
   readonly #clusters: ClusterCompiler;
   /** The applied Sidecar's scope: destinations resolve among its services and ports only. */
   readonly #scope: SidecarScope | undefined;
+  /** The mesh's `defaultHttpRetryPolicy`, compiled; undefined: Istio's default policy. */
+  readonly #defaultRetry: RetryPolicy | undefined;
   /** The lookups made while compiling one virtual host (see {@link Compiler.recording}). */
   #lookups: Lookup[] | undefined;
 
-  constructor(registry: ServiceRegistry, client: ClientWorkload, clusters: ClusterCompiler, scope?: SidecarScope) {
+  constructor(registry: ServiceRegistry, client: ClientWorkload, clusters: ClusterCompiler, scope?: SidecarScope, defaultRetry?: RetryPolicy) {
+    this.#defaultRetry = defaultRetry;
     this.#registry = registry;
     this.#client = client;
     this.#clusters = clusters;
@@ -221,7 +225,7 @@ export class Compiler {
       targets: Object.freeze(targets),
       cumulativeWeights: Object.freeze(cumulative),
       timeoutMs: compileTimeout(rule.timeout),
-      retry: compileRetry(rule.retries),
+      retry: compileRetry(rule.retries, this.#defaultRetry),
       fault: compileFault(rule.fault),
       mirrors: Object.freeze(mirrors),
       requestHeaders,
@@ -269,8 +273,8 @@ export class Compiler {
   }
 
   /**
-   * The route of a service without a VirtualService: everything to the service's port, Istio's
-   * default retry policy. The same route as `route()` makes of `{ route: [{ destination: { host,
+   * The route of a service without a VirtualService: everything to the service's port, the mesh's
+   * default retry policy (istiod's BuildDefaultHTTPOutboundRoute: `defaultHttpRetryPolicy`, else Istio's). The same route as `route()` makes of `{ route: [{ destination: { host,
    * port } }] }` (a test holds them equal), built directly: most services of a mesh have no
    * VirtualService, and every config push compiles one of these per service and port.
    */
@@ -288,7 +292,7 @@ export class Compiler {
       responseHeaders: undefined,
       authority: undefined,
     });
-    return singleTargetRoute('default', target, compileRetry(undefined));
+    return singleTargetRoute('default', target, compileRetry(undefined, this.#defaultRetry));
   }
 }
 
