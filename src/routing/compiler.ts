@@ -27,6 +27,7 @@ import {
   compileRetry,
   compileRewrite,
   compileTimeout,
+  defaultRouteRetry,
   type RetryPolicy,
 } from './route-policy.ts';
 import { describeRoute, type Cluster, type CompiledRoute, type MirrorTarget, type RouteDecision, type RouteTarget } from './route-table.ts';
@@ -273,10 +274,12 @@ export class Compiler {
   }
 
   /**
-   * The route of a service without a VirtualService: everything to the service's port, the mesh's
-   * default retry policy (istiod's BuildDefaultHTTPOutboundRoute: `defaultHttpRetryPolicy`, else Istio's). The same route as `route()` makes of `{ route: [{ destination: { host,
-   * port } }] }` (a test holds them equal), built directly: most services of a mesh have no
-   * VirtualService, and every config push compiles one of these per service and port.
+   * The route of a service without a VirtualService: everything to the service's port, with the
+   * mesh's default retry policy (istiod's BuildDefaultHTTPOutboundRoute: `defaultHttpRetryPolicy`,
+   * else Istio's), its previous-hosts predicate kept under consistent hashing ({@link defaultRouteRetry}).
+   * Otherwise the same route as `route()` makes of `{ route: [{ destination: { host, port } }] }`
+   * (a test holds them equal), built directly: most services of a mesh have no VirtualService,
+   * and every config push compiles one of these per service and port.
    */
   defaultRoute(service: Service, port: ServicePort): CompiledRoute {
     const c = this.cluster(service, port, undefined);
@@ -292,7 +295,7 @@ export class Compiler {
       responseHeaders: undefined,
       authority: undefined,
     });
-    return singleTargetRoute('default', target, compileRetry(undefined, this.#defaultRetry));
+    return singleTargetRoute('default', target, defaultRouteRetry(compileRetry(undefined, this.#defaultRetry)));
   }
 }
 

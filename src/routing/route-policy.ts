@@ -35,9 +35,11 @@ export interface RetryPolicy {
   /** Avoid hosts already tried. */
   readonly retryIgnorePreviousHosts: boolean;
   /**
-   * `retryIgnorePreviousHosts: true` was written in the route's `retries`. With consistent hashing
-   * Istio adds the previous-hosts predicate only then (retry.ConvertPolicy: the default predicate
-   * is left out when the route has a hash policy).
+   * Tried hosts are avoided under consistent hashing too. Istio adds the previous-hosts predicate
+   * to a route with a hash policy only when `retryIgnorePreviousHosts: true` is written
+   * (retry.ConvertPolicy leaves the default predicate out then) — except on the default route of a
+   * service without a VirtualService, whose policy istiod converts without the hash policy
+   * (BuildDefaultHTTPOutboundRoute), so there it is `retryIgnorePreviousHosts` ({@link defaultRouteRetry}).
    */
   readonly retryIgnorePreviousHostsSet: boolean;
   readonly retryRemoteLocalities: boolean;
@@ -78,6 +80,24 @@ export function compileMeshDefaultRetry(r: HTTPRetry): RetryPolicy {
     meshDefaults.set(r, p);
   }
   return p;
+}
+
+const defaultRouteRetries = new WeakMap<RetryPolicy, RetryPolicy>();
+
+/**
+ * The retry policy of the default route of a service without a VirtualService: istiod's
+ * BuildDefaultHTTPOutboundRoute converts it with `retry.ConvertPolicy(policy, false)` — as if the
+ * route had no hash policy, though a DestinationRule's consistent hash gives it one — so the
+ * previous-hosts predicate stays under consistent hashing unless `retryIgnorePreviousHosts: false`.
+ */
+export function defaultRouteRetry(p: RetryPolicy): RetryPolicy {
+  if (p.retryIgnorePreviousHostsSet === p.retryIgnorePreviousHosts) return p;
+  let out = defaultRouteRetries.get(p);
+  if (out === undefined) {
+    out = Object.freeze({ ...p, retryIgnorePreviousHostsSet: p.retryIgnorePreviousHosts });
+    defaultRouteRetries.set(p, out);
+  }
+  return out;
 }
 
 function makeRetry(r: HTTPRetry | undefined): RetryPolicy {
