@@ -29,7 +29,7 @@ import { checkOwnMetricsOption } from './telemetry/mesh-metrics/mesh-metrics.ts'
 import { checkAccessLogOptions } from './telemetry/access-log/config.ts';
 import { CredentialHolder } from './security/identity/credentials.ts';
 import { resolveProxyHeaders } from './core/proxy-headers.ts';
-import { applyMeshConfig } from './mesh-config-option.ts';
+import { applyMeshConfig, checkDefaultRetryPolicy } from './mesh-config-option.ts';
 import { compileStateAsync, type GoodState } from './control-plane/state.ts';
 import type { GatewayNames } from './outbound/gateway-names.ts';
 import type { Snapshot } from './routing/compile.ts';
@@ -69,6 +69,8 @@ export async function createMesh(options: MeshOptions): Promise<Mesh> {
   networkSettings(o);
   const localityProblems = o.localityLbSetting === undefined ? [] : localityLbSettingProblems(o.localityLbSetting);
   if (localityProblems.length > 0) throw new InvalidArgumentError(`createMesh: \`localityLbSetting\` (MeshConfig's) is invalid: ${localityProblems.join('; ')}`);
+  // The MeshConfig's was checked as it was read (its errors name meshConfig.defaultHttpRetryPolicy).
+  if (options.defaultHttpRetryPolicy !== undefined) checkDefaultRetryPolicy(options.defaultHttpRetryPolicy, 'defaultHttpRetryPolicy', (m) => log.warn(m));
   if (o.logger !== undefined && (o.logger === null || typeof o.logger.warn !== 'function')) throw new InvalidArgumentError('createMesh: `logger` must have a warn(message) method (console, pino, winston, …)');
   if (o.enableAutoMtls !== undefined && typeof o.enableAutoMtls !== 'boolean') throw new InvalidArgumentError(`createMesh: \`enableAutoMtls\` must be true or false, got ${JSON.stringify(o.enableAutoMtls)}`);
   if (o.trustEnvoyRequestHeaders !== undefined && typeof o.trustEnvoyRequestHeaders !== 'boolean') throw new InvalidArgumentError(`createMesh: \`trustEnvoyRequestHeaders\` must be true or false, got ${JSON.stringify(o.trustEnvoyRequestHeaders)}`);
@@ -200,6 +202,7 @@ async function createControlPlaneMesh(o: MeshOptions, signal: AbortSignal | unde
     ca,
     workload: workloadOf(o),
     rootNamespace: o.rootNamespace,
+    defaultHttpRetryPolicy: o.defaultHttpRetryPolicy,
     networks,
     gatewayNames,
     locality: o.locality ?? '',
@@ -258,7 +261,7 @@ async function createControlPlaneMesh(o: MeshOptions, signal: AbortSignal | unde
       return { identity: d.identity, inboundTls: d.inboundTls };
     },
   });
-  recompileOnGatewayChange(gatewayNames, () => source.state, (state) => compileStateAsync(state, workloadOf(o), o.rootNamespace, networks, gatewayNames), mesh, o.logger ?? DEFAULT_LOGGER);
+  recompileOnGatewayChange(gatewayNames, () => source.state, (state) => compileStateAsync(state, workloadOf(o), { rootNamespace: o.rootNamespace, networks, defaultHttpRetryPolicy: o.defaultHttpRetryPolicy }, gatewayNames), mesh, o.logger ?? DEFAULT_LOGGER);
   return mesh;
 }
 

@@ -16,6 +16,8 @@ import { isMeshConfigMap, meshConfigSettings, meshConfigValueAt, UNAPPLIED_EXPOR
 import { PATH_NORMALIZATIONS } from './core/path-normalization.ts';
 import { parseDuration } from './config/duration.ts';
 import { type ProxyHeadersOptions, resolveProxyHeaders } from './core/proxy-headers.ts';
+import { retryPolicyProblems } from './config/validate/http-route.ts';
+import type { HTTPRetry } from './config/types/networking.ts';
 
 
 const where = (path: string): string => `createMesh: \`meshConfig.${path}\``;
@@ -94,6 +96,19 @@ function meshConfigProxyHeaders(v: unknown): unknown {
   return v;
 }
 
+/**
+ * Checks a `defaultHttpRetryPolicy` (`name`: the option, `defaultHttpRetryPolicy` or
+ * `meshConfig.defaultHttpRetryPolicy`) as a VirtualService's `retries` is checked: an error
+ * naming the option and the field, or the policy (`warn` hears what meshlet does not apply in it).
+ */
+export function checkDefaultRetryPolicy(v: unknown, name: string, warn: (message: string) => void): HTTPRetry {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new InvalidArgumentError(`createMesh: \`${name}\` must be an HTTPRetry object such as { attempts: 3, retryOn: '5xx' } (a VirtualService's retries), got ${Array.isArray(v) ? 'a list' : JSON.stringify(v)}`);
+  const { errors, warnings } = retryPolicyProblems(v, name);
+  if (errors.length > 0) throw new InvalidArgumentError(`createMesh: \`${name}\` is invalid: ${errors.join('; ')}`);
+  for (const w of warnings) warn(`createMesh: ${w}`);
+  return v as HTTPRetry;
+}
+
 /** Drops undefined fields (an explicit option left undefined does not hide the MeshConfig's). */
 function defined<T extends object>(o: T | undefined): Partial<T> {
   const out: Partial<T> = {};
@@ -158,6 +173,10 @@ export function applyMeshConfig(o: MeshOptions, info: (message: string) => void,
         break;
       case 'localityLbSetting':
         top.localityLbSetting = v;
+        break;
+      case 'defaultHttpRetryPolicy':
+        // An explicit option replaces it wholly (and is checked by createMesh).
+        if (o.defaultHttpRetryPolicy === undefined) top.defaultHttpRetryPolicy = checkDefaultRetryPolicy(v, `meshConfig.${path}`, warn);
         break;
       case 'accessLogFile':
         accessLog.file = str(v, path);

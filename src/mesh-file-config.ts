@@ -64,7 +64,7 @@ export class FileConfigCaches {
 export async function loadFileConfig(o: MeshOptions, caches: FileConfigCaches): Promise<{ loaded: LoadedConfig; compile(): Promise<Snapshot> }> {
   const loaded = await loadConfig(o.config as ConfigSource, { defaultNamespace: o.namespace ?? 'default', analysis: o.analysis, parseCache: caches.parse, validationCache: caches.validation, registryCache: caches.compile.registry });
   const networks = networkSettingsWith(o, caches.gatewayNames);
-  const compile = () => compileWithGatewayNames(() => compileSnapshotAsync(loaded.resources, workloadOf(o), { cache: caches.compile, rootNamespace: o.rootNamespace, networks }), caches.gatewayNames);
+  const compile = () => compileWithGatewayNames(() => compileSnapshotAsync(loaded.resources, workloadOf(o), { cache: caches.compile, rootNamespace: o.rootNamespace, networks, defaultHttpRetryPolicy: o.defaultHttpRetryPolicy }), caches.gatewayNames);
   return { loaded, compile };
 }
 

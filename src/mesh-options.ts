@@ -3,6 +3,7 @@
  * @module
  */
 import type { LocalityLoadBalancerSetting } from './config/types/destination-rule.ts';
+import type { HTTPRetry } from './config/types/networking.ts';
 import type { AnalysisMode, ConfigSource } from './config/load-config.ts';
 import type { Clock, Random } from './core/clock.ts';
 import type { ErrorMode } from './core/exchange.ts';
@@ -135,6 +136,16 @@ export interface MeshOptions extends MeshNetworkOptions {
   readonly sourceIp?: string | undefined;
   /** What happens to hosts outside the registry (Istio's `outboundTrafficPolicy.mode`). @defaultValue 'ALLOW_ANY' */
   readonly outboundTrafficPolicy?: 'ALLOW_ANY' | 'REGISTRY_ONLY' | undefined;
+  /**
+   * MeshConfig's `defaultHttpRetryPolicy` (Istio's `HTTPRetry`, as a VirtualService's `retries`):
+   * the retry policy of every HTTP and gRPC route that has no `retries` of its own — VirtualService
+   * rules, Gateway API HTTPRoute/GRPCRoute rules without `retry`, and the default route of a
+   * service without a VirtualService. A route's own `retries` replace it wholly. As in Istio, an
+   * unset or 0 `attempts` turns those retries off; an unset `retryOn` is Istio's default
+   * conditions. From `meshConfig.defaultHttpRetryPolicy` when not given.
+   * @defaultValue Istio's default: `{ attempts: 2, retryOn: 'connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes' }` (no status code retried since Istio 1.24)
+   */
+  readonly defaultHttpRetryPolicy?: HTTPRetry | undefined;
   /** Largest request body a retry replays or a mirror copies (a streamed one is kept up to it; a larger string or bytes is sent once). @defaultValue 1048576 (1 MiB, Envoy's buffer limit) */
   readonly retryBufferBytes?: number | undefined;
   /**
@@ -269,6 +280,7 @@ export const MESH_OPTION_NAMES = [...NETWORK_OPTION_NAMES, ...optionNames<Omit<M
   'localityLbSetting',
   'sourceIp',
   'outboundTrafficPolicy',
+  'defaultHttpRetryPolicy',
   'retryBufferBytes',
   'maxRetryAfterMs',
   'connectTimeoutMs',

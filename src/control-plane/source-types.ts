@@ -5,6 +5,7 @@
  * @module
  */
 import type { NetworkSettings } from '../config/network-topology.ts';
+import type { HTTPRetry } from '../config/types/networking.ts';
 import type { GatewayNames } from '../outbound/gateway-names.ts';
 import type { Clock, Random } from '../core/clock.ts';
 import type { MeshletError } from '../core/errors.ts';
@@ -32,6 +33,8 @@ export interface ControlPlaneSourceOptions {
   readonly workload: Required<WorkloadInfo>;
   /** The mesh's root namespace: its selector-less Sidecar is the default of namespaces without one. @defaultValue 'istio-system' */
   readonly rootNamespace?: string;
+  /** MeshConfig's `defaultHttpRetryPolicy`: the retries of routes without their own (`createMesh({ defaultHttpRetryPolicy })`). @defaultValue Istio's default policy */
+  readonly defaultHttpRetryPolicy?: HTTPRetry | undefined;
   readonly locality: string;
   /** This workload's network and MeshNetworks (multi-network: compiles route endpoints on other networks through their gateways; registrations are on this network). */
   readonly networks?: NetworkSettings;

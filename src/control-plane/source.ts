@@ -73,8 +73,7 @@ export class ControlPlaneSource {
       http: this.#http,
       rotation,
       workload: o.workload,
-      rootNamespace: o.rootNamespace,
-      networks: o.networks,
+      mesh: o,
       gatewayNames: o.gatewayNames,
       check: { defaultNamespace: o.workload.namespace, analysis: o.analysis },
       clock: o.clock,
@@ -326,7 +325,7 @@ export class ControlPlaneSource {
     } else if (this.#o.failOpen) {
       this.#o.logger.warn(`meshlet: starting without config (failOpen): ${why?.message ?? 'no config from the control plane yet'}`);
       if (!this.#connected && why !== undefined) this.#emit('disconnected', { error: why } satisfies DisconnectedEvent);
-      this.#settle(await compileStateAsync(EMPTY_STATE, this.#o.workload, this.#o.rootNamespace, this.#o.networks, this.#o.gatewayNames));
+      this.#settle(await compileStateAsync(EMPTY_STATE, this.#o.workload, this.#o, this.#o.gatewayNames));
     } else if (final) {
       const timeout = error === undefined;
       const message = timeout
@@ -355,7 +354,7 @@ export class ControlPlaneSource {
       wireWorkloads: c.workloads,
       findings: config.findings,
     };
-    return { state, snapshot: await compileStateAsync(state, this.#o.workload, this.#o.rootNamespace, this.#o.networks, this.#o.gatewayNames) };
+    return { state, snapshot: await compileStateAsync(state, this.#o.workload, this.#o, this.#o.gatewayNames) };
   }
 
   /**

@@ -6,14 +6,13 @@
  *
  * @module
  */
-import type { NetworkSettings } from '../config/network-topology.ts';
 import { type ConfigIssue, IssueList } from '../config/issues.ts';
 import { parseJsonSteps } from '../config/json-steps.ts';
 import { type AnalysisMode, checkDocuments, checkDocumentsAsync } from '../config/load-config.ts';
 import { runSliced } from '../config/steps.ts';
 import type { RawDocument } from '../config/load.ts';
 import type { AnyResource, Resource } from '../config/resource.ts';
-import { compileSnapshot, compileSnapshotAsync, type Snapshot, type WorkloadInfo } from '../routing/compile.ts';
+import { type CompileOptions, compileSnapshot, compileSnapshotAsync, type Snapshot, type WorkloadInfo } from '../routing/compile.ts';
 import { compileWithGatewayNames, type GatewayNames } from '../outbound/gateway-names.ts';
 import { eventId, type WireResource } from './protocol.ts';
 
@@ -176,11 +175,15 @@ export function reasons(issues: IssueList): string[] {
   return issues.ofLevel('error').map((i) => (i.code.startsWith('IST') ? `${i.code} ${String(i)}` : String(i)));
 }
 
+/** The mesh's settings a compile of the control plane's state reads (createMesh's options). */
+export type StateCompileOptions = Pick<CompileOptions, 'rootNamespace' | 'networks' | 'defaultHttpRetryPolicy'>;
+
 /** Compiles a good state for this workload; the snapshot version is `<config>/<endpoints>`. */
-export function compileState(state: GoodState, workload: WorkloadInfo, rootNamespace?: string, networks?: NetworkSettings): Snapshot {
+export function compileState(state: GoodState, workload: WorkloadInfo, mesh: StateCompileOptions = {}): Snapshot {
   return compileSnapshot(state.resources, workload, {
-    rootNamespace,
-    networks,
+    rootNamespace: mesh.rootNamespace,
+    networks: mesh.networks,
+    defaultHttpRetryPolicy: mesh.defaultHttpRetryPolicy,
     version: eventId(state.configVersion, state.endpointsVersion),
     extraWorkloads: state.workloads,
   });
@@ -190,11 +193,12 @@ export function compileState(state: GoodState, workload: WorkloadInfo, rootNames
  * {@link compileState} in slices that give the event loop a turn every few milliseconds; with
  * `names`, gateway host names it uses that have no answer yet are awaited (bounded) and it compiles again.
  */
-export function compileStateAsync(state: GoodState, workload: WorkloadInfo, rootNamespace?: string, networks?: NetworkSettings, names?: GatewayNames): Promise<Snapshot> {
+export function compileStateAsync(state: GoodState, workload: WorkloadInfo, mesh: StateCompileOptions = {}, names?: GatewayNames): Promise<Snapshot> {
   const compile = () =>
     compileSnapshotAsync(state.resources, workload, {
-      rootNamespace,
-      networks,
+      rootNamespace: mesh.rootNamespace,
+      networks: mesh.networks,
+      defaultHttpRetryPolicy: mesh.defaultHttpRetryPolicy,
       version: eventId(state.configVersion, state.endpointsVersion),
       extraWorkloads: state.workloads,
     });

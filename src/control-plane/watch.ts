@@ -22,7 +22,6 @@
  *
  * @module
  */
-import type { NetworkSettings } from '../config/network-topology.ts';
 import type { GatewayNames } from '../outbound/gateway-names.ts';
 import { X509Certificate } from 'node:crypto';
 import type { Clock, Timer } from '../core/clock.ts';
@@ -49,7 +48,7 @@ import {
   type WireResource,
 } from './protocol.ts';
 import type { SseEvent } from './sse.ts';
-import { type CheckOptions, checkConfigAsync, checkWorkloads, compileStateAsync, EMPTY_STATE, type GoodState, parseEventAsync, reasons } from './state.ts';
+import { type CheckOptions, checkConfigAsync, checkWorkloads, compileStateAsync, EMPTY_STATE, type GoodState, parseEventAsync, reasons, type StateCompileOptions } from './state.ts';
 import { readWatchStream } from './watch-stream.ts';
 
 /** What a watch reports. */
@@ -71,10 +70,8 @@ export interface WatchOptions {
   readonly http: ControlPlaneHttp;
   readonly rotation: UrlRotation;
   readonly workload: Required<WorkloadInfo>;
-  /** The mesh's root namespace (its Sidecar is the mesh-wide default). @defaultValue 'istio-system' */
-  readonly rootNamespace?: string;
-  /** This workload's network and MeshNetworks (see `ControlPlaneSourceOptions.networks`). */
-  readonly networks?: NetworkSettings | undefined;
+  /** The mesh's settings each compile reads: its root namespace, this workload's network and MeshNetworks, the default retry policy (see `ControlPlaneSourceOptions`). */
+  readonly mesh: StateCompileOptions;
   /** The mesh's gateway host names: a compile that uses one without an answer yet waits for it (bounded). */
   readonly gatewayNames?: GatewayNames | undefined;
   readonly check: CheckOptions;
@@ -318,7 +315,7 @@ export class Watch {
     };
     let snapshot: Snapshot;
     try {
-      snapshot = await compileStateAsync(next, this.#o.workload, this.#o.rootNamespace, this.#o.networks, this.#o.gatewayNames);
+      snapshot = await compileStateAsync(next, this.#o.workload, this.#o.mesh, this.#o.gatewayNames);
     } catch (e) {
       const why = [`compiling failed: ${e instanceof Error ? e.message : String(e)}`];
       if (config !== undefined) this.#nack(url, 'config', config.version, undefined, why);

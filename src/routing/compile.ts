@@ -25,11 +25,12 @@ import { ServiceRegistry, type Service, type ServiceAlias } from '../config/regi
 import { buildSidecarScope, importsPort, listenerFor, type ScopeListener, type ScopeVirtualService, selectSidecar, type SidecarScope } from '../config/sidecar-scope.ts';
 import { DEFAULT_ROOT_NAMESPACE, type AnyResource, type Kind, ofKind, type Resource } from '../config/resource.ts';
 import { runNow, runSliced, type Steps } from '../config/steps.ts';
-import type { ServicePort } from '../config/types/networking.ts';
+import type { HTTPRetry, ServicePort } from '../config/types/networking.ts';
 import { NetworkTopology, type NetworkSettings } from '../config/network-topology.ts';
 import { ClusterCompiler } from './cluster-compiler.ts';
 import type { CompileCache } from './compile-cache.ts';
 import { Compiler } from './compiler.ts';
+import { compileMeshDefaultRetry } from './route-policy.ts';
 import { isHttpPort, routesHttp } from './http-ports.ts';
 import { RouteTable, type Cluster, type CompiledRoute, type RouteDecision, type VirtualHost } from './route-table.ts';
 import { meshVirtualServices, VirtualServiceIndex, type VsEntry, vsOnlyPorts, wildcardMatchesService } from './virtual-services.ts';
@@ -65,6 +66,13 @@ export interface CompileOptions {
    * gateways (`routing/network-filter.ts`). Absent: every endpoint is dialled directly.
    */
   readonly networks?: NetworkSettings | undefined;
+  /**
+   * MeshConfig's `defaultHttpRetryPolicy`: the retry policy of every HTTP and gRPC route without
+   * `retries` (VirtualService rules, Gateway API routes, the default route of a service without a
+   * VirtualService). Validated by the caller (`createMesh` refuses a bad one). Absent: Istio's
+   * default (2 retries on connect-failure, refused-stream, unavailable, cancelled, 503).
+   */
+  readonly defaultHttpRetryPolicy?: HTTPRetry | undefined;
   /** @internal What the previous compile for this workload made, reused where unchanged (see {@link CompileCache}). */
   readonly cache?: CompileCache | undefined;
 }
@@ -183,7 +191,8 @@ export function* compileSteps(resources: readonly AnyResource[], workload: Workl
   const topology = options.networks === undefined ? undefined : new NetworkTopology(options.networks, registry.services);
   // Clusters made under other networks (gateways, this workload's network) are not reused; with a
   // gateway, nor ones made under other PeerAuthentications (they decide which remote endpoints are mTLS).
-  cache?.begin(JSON.stringify([wl.service, wl.namespace, wl.labels, topology?.key ?? null, topology?.enabled === true ? peerAuthenticationsKey(resources) : null]));
+  const defaultRetry = options.defaultHttpRetryPolicy;
+  cache?.begin(JSON.stringify([wl.service, wl.namespace, wl.labels, topology?.key ?? null, topology?.enabled === true ? peerAuthenticationsKey(resources) : null, defaultRetry ?? null]));
   // VirtualServices in istiod's order (delegates merged into their roots).
   const vss = meshVirtualServices(resources, wl.namespace);
   // The Sidecar that applies, and what its egress listeners import (istiod's SidecarScope).
@@ -194,7 +203,7 @@ export function* compileSteps(resources: readonly AnyResource[], workload: Workl
   const scope = sidecar === undefined ? defaultSidecarScope(wl.namespace, registry, vss) : buildSidecarScope(sidecar, wl.namespace, registry, vss);
   const clusters = new ClusterCompiler(resources, wl, rootNamespace, cache, topology);
   // The default scope imports every visible service: destinations resolve as the registry has them.
-  const compiler = new Compiler(registry, wl, clusters, sidecar === undefined ? undefined : scope);
+  const compiler = new Compiler(registry, wl, clusters, sidecar === undefined ? undefined : scope, defaultRetry === undefined ? undefined : compileMeshDefaultRetry(defaultRetry));
   // Each egress listener routes with the VirtualServices it selects.
   const listenerIndexes = new Map<ScopeListener, VirtualServiceIndex>(scope.listeners.map((l) => [l, new VirtualServiceIndex(l.virtualServices)]));
   // The ports on which each listener routes the hosts of its VirtualServices that have no service in it.

@@ -27,6 +27,8 @@ import {
   compileRetry,
   compileRewrite,
   compileTimeout,
+  defaultRouteRetry,
+  type RetryPolicy,
 } from './route-policy.ts';
 import { describeRoute, type Cluster, type CompiledRoute, type MirrorTarget, type RouteDecision, type RouteTarget } from './route-table.ts';
 
@@ -57,10 +59,13 @@ export class Compiler {
   readonly #clusters: ClusterCompiler;
   /** The applied Sidecar's scope: destinations resolve among its services and ports only. */
   readonly #scope: SidecarScope | undefined;
+  /** The mesh's `defaultHttpRetryPolicy`, compiled; undefined: Istio's default policy. */
+  readonly #defaultRetry: RetryPolicy | undefined;
   /** The lookups made while compiling one virtual host (see {@link Compiler.recording}). */
   #lookups: Lookup[] | undefined;
 
-  constructor(registry: ServiceRegistry, client: ClientWorkload, clusters: ClusterCompiler, scope?: SidecarScope) {
+  constructor(registry: ServiceRegistry, client: ClientWorkload, clusters: ClusterCompiler, scope?: SidecarScope, defaultRetry?: RetryPolicy) {
+    this.#defaultRetry = defaultRetry;
     this.#registry = registry;
     this.#client = client;
     this.#clusters = clusters;
@@ -221,7 +226,7 @@ export class Compiler {
       targets: Object.freeze(targets),
       cumulativeWeights: Object.freeze(cumulative),
       timeoutMs: compileTimeout(rule.timeout),
-      retry: compileRetry(rule.retries),
+      retry: compileRetry(rule.retries, this.#defaultRetry),
       fault: compileFault(rule.fault),
       mirrors: Object.freeze(mirrors),
       requestHeaders,
@@ -269,10 +274,12 @@ export class Compiler {
   }
 
   /**
-   * The route of a service without a VirtualService: everything to the service's port, Istio's
-   * default retry policy. The same route as `route()` makes of `{ route: [{ destination: { host,
-   * port } }] }` (a test holds them equal), built directly: most services of a mesh have no
-   * VirtualService, and every config push compiles one of these per service and port.
+   * The route of a service without a VirtualService: everything to the service's port, with the
+   * mesh's default retry policy (istiod's BuildDefaultHTTPOutboundRoute: `defaultHttpRetryPolicy`,
+   * else Istio's), its previous-hosts predicate kept under consistent hashing ({@link defaultRouteRetry}).
+   * Otherwise the same route as `route()` makes of `{ route: [{ destination: { host, port } }] }`
+   * (a test holds them equal), built directly: most services of a mesh have no VirtualService,
+   * and every config push compiles one of these per service and port.
    */
   defaultRoute(service: Service, port: ServicePort): CompiledRoute {
     const c = this.cluster(service, port, undefined);
@@ -288,7 +295,7 @@ export class Compiler {
       responseHeaders: undefined,
       authority: undefined,
     });
-    return singleTargetRoute('default', target, compileRetry(undefined));
+    return singleTargetRoute('default', target, defaultRouteRetry(compileRetry(undefined, this.#defaultRetry)));
   }
 }
 

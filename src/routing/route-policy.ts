@@ -35,26 +35,74 @@ export interface RetryPolicy {
   /** Avoid hosts already tried. */
   readonly retryIgnorePreviousHosts: boolean;
   /**
-   * `retryIgnorePreviousHosts: true` was written in the route's `retries`. With consistent hashing
-   * Istio adds the previous-hosts predicate only then (retry.ConvertPolicy: the default predicate
-   * is left out when the route has a hash policy).
+   * Tried hosts are avoided under consistent hashing too. Istio adds the previous-hosts predicate
+   * to a route with a hash policy only when `retryIgnorePreviousHosts: true` is written
+   * (retry.ConvertPolicy leaves the default predicate out then) — except on the default route of a
+   * service without a VirtualService, whose policy istiod converts without the hash policy
+   * (BuildDefaultHTTPOutboundRoute), so there it is `retryIgnorePreviousHosts` ({@link defaultRouteRetry}).
    */
   readonly retryIgnorePreviousHostsSet: boolean;
   readonly retryRemoteLocalities: boolean;
-  /** True when this is Istio's default policy (the route had no `retries`). */
+  /** True when the route had no `retries`: the mesh's default policy applies (Istio's, or MeshConfig's `defaultHttpRetryPolicy`). */
   readonly isDefault: boolean;
+  /**
+   * The default policy is the mesh's `defaultHttpRetryPolicy` (`createMesh({ defaultHttpRetryPolicy })`,
+   * MeshConfig's), not Istio's built-in one. Only with `isDefault`.
+   */
+  readonly meshDefault?: boolean | undefined;
 }
 
 /** Istio's default retry policy (reference §2.3): 2 retries on connect-failure, refused-stream, unavailable, cancelled, retriable-status-codes. */
 export const DEFAULT_RETRY_ON = 'connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes';
 
-/** Compiles a route's `retries` (undefined → Istio's default policy, one shared object). */
-export function compileRetry(r: HTTPRetry | undefined): RetryPolicy {
-  return r === undefined ? DEFAULT_RETRY_POLICY : makeRetry(r);
+/**
+ * Compiles a route's `retries`. Without them the mesh's default applies: `meshDefault` (from
+ * {@link compileMeshDefaultRetry}) when the mesh has a `defaultHttpRetryPolicy`, else Istio's
+ * default policy (one shared object). A route's own `retries` replace the default wholly, as
+ * istiod's route.go does (`in.Retries`, else `mesh.defaultHttpRetryPolicy`, through ConvertPolicy).
+ */
+export function compileRetry(r: HTTPRetry | undefined, meshDefault?: RetryPolicy): RetryPolicy {
+  return r === undefined ? (meshDefault ?? DEFAULT_RETRY_POLICY) : makeRetry(r);
+}
+
+const meshDefaults = new WeakMap<HTTPRetry, RetryPolicy>();
+
+/**
+ * MeshConfig's `defaultHttpRetryPolicy` compiled, as istiod's retry.ConvertPolicy reads it: the
+ * same rules as a route's `retries` (an unset or 0 `attempts` turns retries off; an unset
+ * `retryOn` is Istio's default conditions), marked as the default of routes without `retries`.
+ * One object per policy object (so routes compiled again share it).
+ */
+export function compileMeshDefaultRetry(r: HTTPRetry): RetryPolicy {
+  let p = meshDefaults.get(r);
+  if (p === undefined) {
+    p = Object.freeze({ ...makeRetry(r), isDefault: true, meshDefault: true });
+    meshDefaults.set(r, p);
+  }
+  return p;
+}
+
+const defaultRouteRetries = new WeakMap<RetryPolicy, RetryPolicy>();
+
+/**
+ * The retry policy of the default route of a service without a VirtualService: istiod's
+ * BuildDefaultHTTPOutboundRoute converts it with `retry.ConvertPolicy(policy, false)` — as if the
+ * route had no hash policy, though a DestinationRule's consistent hash gives it one — so the
+ * previous-hosts predicate stays under consistent hashing unless `retryIgnorePreviousHosts: false`.
+ */
+export function defaultRouteRetry(p: RetryPolicy): RetryPolicy {
+  if (p.retryIgnorePreviousHostsSet === p.retryIgnorePreviousHosts) return p;
+  let out = defaultRouteRetries.get(p);
+  if (out === undefined) {
+    out = Object.freeze({ ...p, retryIgnorePreviousHostsSet: p.retryIgnorePreviousHosts });
+    defaultRouteRetries.set(p, out);
+  }
+  return out;
 }
 
 function makeRetry(r: HTTPRetry | undefined): RetryPolicy {
-  const retryOnText = r?.retryOn ?? DEFAULT_RETRY_ON;
+  // An empty retryOn is unset in Istio's proto (ConvertPolicy keeps the default conditions).
+  const retryOnText = r?.retryOn || DEFAULT_RETRY_ON;
   const retryOn = new Set<string>();
   const codes = new Set<number>();
   for (const raw of retryOnText.split(',')) {
@@ -85,11 +133,12 @@ const DEFAULT_RETRY_POLICY = makeRetry(undefined);
 
 /** Prints a retry policy compactly. */
 export function retryToString(p: RetryPolicy): string {
-  if (p.attempts === 0) return 'retries off';
+  const from = !p.isDefault ? '' : p.meshDefault === true ? ' (mesh defaultHttpRetryPolicy)' : ' (Istio default)';
+  if (p.attempts === 0) return `retries off${from}`;
   const on = [...p.retryOn].filter((t) => t !== 'retriable-status-codes' || p.retriableStatusCodes.size === 0);
   const codes = [...p.retriableStatusCodes];
   const per = p.perTryTimeoutMs === undefined ? '' : `, perTry ${p.perTryTimeoutMs}ms`;
-  return `retries ${p.attempts}× on ${[...on, ...codes].join(',')}${per}${p.isDefault ? ' (Istio default)' : ''}`;
+  return `retries ${p.attempts}× on ${[...on, ...codes].join(',')}${per}${from}`;
 }
 
 /**

@@ -61,7 +61,9 @@ export function routeView(r: CompiledRoute) {
           perTryTimeoutMs: r.retry.perTryTimeoutMs ?? null,
           retryOn: [...r.retry.retryOn],
           retriableStatusCodes: [...r.retry.retriableStatusCodes],
-          istioDefault: r.retry.isDefault,
+          istioDefault: r.retry.isDefault && r.retry.meshDefault !== true,
+          /** The route has no `retries`: the mesh's `defaultHttpRetryPolicy` applies. */
+          meshDefault: r.retry.isDefault && r.retry.meshDefault === true,
           text: retryToString(r.retry),
         }
       : null,

@@ -75,6 +75,33 @@ describe('meshlet routes --mesh-config', () => {
   });
 });
 
+describe('--mesh-config defaultHttpRetryPolicy', () => {
+  const RETRY = file('retry.yaml', 'defaultHttpRetryPolicy:\n  attempts: 5\n  retryOn: 5xx\n');
+
+  it('meshlet routes shows it as the policy of routes without retries', () => {
+    const json = meshlet(['routes', CONFIG, '--service', 'client', '--mesh-config', RETRY, '-o', 'json']);
+    assert.equal(json.code, 0, json.stderr);
+    const route = JSON.parse(json.stdout).virtualHosts.find((v: { name: string }) => v.name.startsWith('api.internal')).routes[0];
+    assert.deepEqual([route.retries.attempts, route.retries.retryOn, route.retries.meshDefault, route.retries.istioDefault], [5, ['5xx'], true, false]);
+    const text = meshlet(['routes', CONFIG, '--service', 'client', '--mesh-config', RETRY]);
+    assert.match(text.stdout, /retries 5× on 5xx \(mesh defaultHttpRetryPolicy\)/);
+    assert.match(meshlet(['routes', CONFIG, '--service', 'client']).stdout, /retries 2× on .* \(Istio default\)/);
+  });
+
+  it('meshlet explain shows it for the call', () => {
+    const r = meshlet(['explain', CONFIG, '--service', 'client', '--mesh-config', RETRY, 'http://api.internal:8080/']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /Retries: +retries 5× on 5xx \(mesh defaultHttpRetryPolicy\)/);
+  });
+
+  it('refuses one createMesh refuses (exit 2, naming the setting)', () => {
+    const bad = file('bad-retry.yaml', 'defaultHttpRetryPolicy: {retryOn: 5xx}\n');
+    const r = meshlet(['routes', CONFIG, '--service', 'client', '--mesh-config', bad]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /--mesh-config .*bad-retry\.yaml: `meshConfig\.defaultHttpRetryPolicy` is invalid: meshConfig\.defaultHttpRetryPolicy: attempts is required when retryOn is set/);
+  });
+});
+
 describe('meshlet explain --mesh-config', () => {
   it("balances a call by the MeshConfig's localityLbSetting", () => {
     const r = meshlet(['explain', CONFIG, '--service', 'client', '--locality', 'us-east/a/1', '--mesh-config', CONFIGMAP, 'http://api.internal:8080/']);

@@ -81,4 +81,35 @@ describe('retries with consistent hashing', () => {
       }
     });
   }
+
+  test("a service without a VirtualService keeps avoiding the key's failing endpoint: istiod converts its default route's policy without the hash policy (BuildDefaultHTTPOutboundRoute); a rule without retries does not", async () => {
+    const lb = { consistentHash: { httpHeaderName: 'x-user' } } as const;
+    const bad = await startUpstream('bad-default', (_q, res) => {
+      res.statusCode = 503;
+      res.end('down');
+    });
+    const good = await startUpstream('good-default');
+    ups.push(bad, good);
+    const key = keyOwnedBy([bad, good], bad, lb);
+    const config = [serviceEntry('svc', SVC, 80, [bad, good].map((u) => ({ port: u.port }))), destinationRule('svc', SVC, { trafficPolicy: { loadBalancer: lb } })];
+    // The mesh's default retries 5xx (Istio's own retries no status), retryIgnorePreviousHosts unset.
+    const defaultHttpRetryPolicy = { attempts: 2, retryOn: '5xx' };
+    const noRule = await createMesh({ service: 'client', random: seededRandom(5), config, defaultHttpRetryPolicy });
+    try {
+      const r = await call(noRule, `http://${SVC}/`, { headers: { 'x-user': key } });
+      assert.equal(r.status, 200);
+      assert.equal(r.upstream, good.name);
+      assert.equal(bad.hits, 1);
+    } finally {
+      await noRule.close();
+    }
+    const rule = await createMesh({ service: 'client', random: seededRandom(5), config: [...config, virtualService('svc', [SVC], [{ route: [{ destination: { host: SVC } }] }])], defaultHttpRetryPolicy });
+    try {
+      const r = await call(rule, `http://${SVC}/`, { headers: { 'x-user': key } });
+      assert.equal(r.status, 503);
+      assert.equal(bad.hits, 1 + 3, 'every attempt of the rule went to the key’s endpoint');
+    } finally {
+      await rule.close();
+    }
+  });
 });

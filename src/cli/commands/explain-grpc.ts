@@ -88,12 +88,12 @@ export function grpcRetryView(p: RetryPolicy) {
 }
 
 function retryText(p: RetryPolicy): string {
-  if (p.attempts === 0) return 'retries off';
+  if (p.attempts === 0) return p.isDefault && p.meshDefault === true ? "retries off (the mesh's defaultHttpRetryPolicy)" : 'retries off';
   const v = grpcRetryView(p);
   const on = [...v.retriedStatuses, ...v.connectionFailures];
   const parts = [`${p.attempts}× on ${on.length === 0 ? 'no gRPC status or connection failure' : on.join(', ')}`];
   if (p.perTryTimeoutMs !== undefined) parts.push(`perTry ${p.perTryTimeoutMs}ms`);
-  if (p.isDefault) parts.push("Istio's default policy");
+  if (p.isDefault) parts.push(p.meshDefault === true ? "the mesh's defaultHttpRetryPolicy" : "Istio's default policy");
   let text = parts.join(', ');
   if (v.httpOnly.length > 0) text += `; ${v.httpOnly.join(',')} ${v.httpOnly.length === 1 ? 'looks' : 'look'} at the HTTP status, which is 200 for every gRPC answer: never a gRPC status`;
   if (v.retriedStatuses.length > 0) text += '; a status retries only when it comes trailers-only (in the response headers), and a streaming call only before its response starts (its response metadata)';

@@ -52,7 +52,8 @@ Options:
                                    configmap istio -n istio-system -o yaml) or its data.mesh; its
                                    settings apply as createMesh({ meshConfig }) applies them
                                    (localityLbSetting, outboundTrafficPolicy, rootNamespace,
-                                   trustDomain, pathNormalization, extensionProviders); flags win
+                                   trustDomain, pathNormalization, extensionProviders,
+                                   defaultHttpRetryPolicy); flags win
       --root-namespace <ns>        the mesh's root namespace: its selector-less Sidecar applies to
                                    namespaces without one, its policies mesh-wide (default: istio-system)
 ${OUTPUT_HELP}

@@ -39,8 +39,8 @@ Options:
                                    namespaces without one (default: istio-system)
       --mesh-config <file>         Istio's MeshConfig: the istio ConfigMap's YAML (kubectl get
                                    configmap istio -n istio-system -o yaml) or its data.mesh: its
-                                   rootNamespace and localityLbSetting apply (flags win), and
-                                   the ConfigMap's data.meshNetworks
+                                   rootNamespace, localityLbSetting and defaultHttpRetryPolicy
+                                   apply (flags win), and the ConfigMap's data.meshNetworks
       --network <name>             the workload's network (default: its topology.istio.io/network
                                    label): endpoints on other networks with an east-west gateway
                                    are shown as that gateway
@@ -90,7 +90,7 @@ export async function routesCommand(argv: string[]): Promise<number> {
   // Warnings (what meshlet does not apply) and findings are advisory (a mesh applies this config, as Istio does): report them, then answer.
   reportAdvisories(loaded);
   const networks = await routesNetworks(values.network, values['mesh-networks'], meshConfig?.meshNetworks, labels);
-  const compile = (n: NetworkSettings) => compileSnapshot(resources, { service: values.service as string, namespace, labels }, { rootNamespace: values['root-namespace'] ?? meshConfig?.rootNamespace ?? 'istio-system', networks: n });
+  const compile = (n: NetworkSettings) => compileSnapshot(resources, { service: values.service as string, namespace, labels }, { rootNamespace: values['root-namespace'] ?? meshConfig?.rootNamespace ?? 'istio-system', networks: n, defaultHttpRetryPolicy: meshConfig?.defaultHttpRetryPolicy });
   let snap = compile(networks);
   // Gateways by host name: unresolved (a mesh resolves them at run time), or resolved here once.
   const names = values['resolve-gateways'] === true ? await resolveGatewayNames(snap.gatewayHostnames) : undefined;

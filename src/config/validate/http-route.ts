@@ -27,7 +27,7 @@ import type {
   RegexRewrite,
 } from '../types/networking.ts';
 import { parseDuration } from '../duration.ts';
-import { formatPath } from '../issues.ts';
+import { formatPath, IssueList } from '../issues.ts';
 import { checkDnsLabel, host, namespaceName, percent, percentRange, portSelector, stringMatch } from './common.ts';
 import { checkHeaderValue, hasFormatter } from './header-value.ts';
 import { matchRequest, TOKEN } from './http-match.ts';
@@ -230,6 +230,17 @@ const retries = obj<HTTPRetry>(
     },
   },
 );
+
+/**
+ * Checks MeshConfig's `defaultHttpRetryPolicy` (given as `name`, the option's path) as a
+ * VirtualService's `retries` is checked: the errors and the warnings, each as `path: message`.
+ */
+export function retryPolicyProblems(value: unknown, name: string): { errors: string[]; warnings: string[] } {
+  const issues = new IssueList();
+  retries(value, name.split('.'), { issues, subject: { source: { file: '' }, ref: '' }, namespace: '' });
+  const text = (level: 'error' | 'warning') => issues.ofLevel(level).map((i) => `${i.path}: ${i.message}`);
+  return { errors: text('error'), warnings: text('warning') };
+}
 
 const delay = obj<FaultDelay>(
   {

@@ -41,6 +41,13 @@ describe("Istio's MeshConfig ConfigMap in a manifest", () => {
     assert.match(w[0] ?? '', /no meshlet option \(not applied\): defaultConfig\.discoveryAddress, defaultConfig\.proxyMetadata, enablePrometheusMerge \(line 2\)$/);
   });
 
+  it('defaultHttpRetryPolicy is named with the option that takes it', () => {
+    const cm = ISTIO_CM.replace('    rootNamespace', '    defaultHttpRetryPolicy:\n      attempts: 3\n    rootNamespace');
+    const w = validateYaml(cm).issues.ofLevel('warning').map(String);
+    assert.match(w[0] ?? '', /defaultHttpRetryPolicy: \{"attempts":3\} → createMesh\(\{ defaultHttpRetryPolicy \}\)/);
+    assert.doesNotMatch(w[0] ?? '', /not applied\):.*defaultHttpRetryPolicy/);
+  });
+
   it('an info when it sets only what meshlet does by default; a revision ConfigMap (istio-canary) counts too', () => {
     const { issues } = validateYaml(ISTIO_CM.replace('name: istio\n', 'name: istio-canary\n').replace(/ {4}accessLogFile.*\n/, '').replace('REGISTRY_ONLY', 'ALLOW_ANY').replace(/ {4}defaultConfig:\n.*\n.*\n/, '').replace(/ {4}enablePrometheusMerge.*\n/, ''));
     assert.deepEqual(issues.ofLevel('warning').map(String), []);
