@@ -31,7 +31,7 @@ import { formatPath, IssueList } from '../issues.ts';
 import { checkDnsLabel, host, namespaceName, percent, percentRange, portSelector, stringMatch } from './common.ts';
 import { checkHeaderValue, hasFormatter } from './header-value.ts';
 import { matchRequest, TOKEN } from './http-match.ts';
-import { checkRetryOn } from './retry-on.ts';
+import { checkRetryOn, spacedRetryOnItems } from './retry-on.ts';
 import {
   aliased,
   bool,
@@ -219,6 +219,12 @@ const retries = obj<HTTPRetry>(
           `not supported by meshlet: ${formatPath(p)}; retries pick their endpoint as first attempts do (another one when there is one), never preferring other localities`,
           'MESHLET0002',
         );
+      }
+      const spaced = typeof r.retryOn === 'string' ? spacedRetryOnItems(r.retryOn) : [];
+      if (spaced.length > 0) {
+        // Accepted (meshlet trims the items), but a cluster's `kubectl apply` would refuse it.
+        const items = spaced.map((s) => JSON.stringify(s)).join(', ');
+        ctx.issues.at(ctx.subject, [...path, 'retryOn'], 'warning', `${items} ${spaced.length === 1 ? 'has spaces' : 'have spaces'} around it: Istio refuses this retryOn (its validation splits the list at commas only: ${JSON.stringify(spaced[0])} is not a valid retryOn policy); meshlet trims the spaces`);
       }
       // Istio: a policy with attempts 0 is "disabled"; perTryTimeout, retryOn and retryRemoteLocalities contradict it.
       const set = ['perTryTimeout', 'retryOn', 'retryRemoteLocalities'].filter((k) => raw[k] !== undefined && raw[k] !== null && raw[k] !== '');

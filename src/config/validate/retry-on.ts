@@ -25,8 +25,20 @@ export const RETRY_ON_POLICIES: readonly string[] = [
   'unavailable',
 ];
 
+/**
+ * The items of a `retryOn` list with spaces around them: istiod's validation splits the list at
+ * commas only, so `kubectl apply` refuses `"5xx, reset"` (`" reset" is not a valid retryOn
+ * policy`); meshlet trims them, and warns.
+ */
+export function spacedRetryOnItems(value: string): string[] {
+  return value.split(',').filter((item) => item.trim() !== '' && item !== item.trim());
+}
+
 /** Checks a `retryOn` list; returns a problem or nothing. */
 export function checkRetryOn(value: string): string | undefined {
+  // An empty retryOn is unset in Istio's proto: istiod's validation skips it and ConvertPolicy
+  // keeps the default conditions.
+  if (value === '') return undefined;
   const problems: string[] = [];
   for (const raw of value.split(',')) {
     const token = raw.trim();

@@ -168,6 +168,8 @@ http:
     ['the snake_case mirror_percent (in Istio\'s CRD)', `hosts: [reviews]\nhttp:\n- mirror: {host: reviews}\n  mirror_percent: 5\n  ${ROUTE}`],
     ['a gateway-bound SNI host from AUTO_PASSTHROUGH', 'hosts: ["outbound_.15010_._.istiod.istio-system.svc.cluster.local"]\ngateways: [ns1/gateway]\ntls:\n- match: [{sniHosts: ["outbound_.15010_._.istiod.istio-system.svc.cluster.local"]}]\n  route: [{destination: {host: istiod.istio-system.svc.cluster.local}}]'],
     ['CORS maxAge in hours and a * method', `hosts: [reviews]\nhttp:\n- corsPolicy: {maxAge: 24h, allowMethods: ["*"], allowHeaders: ["*"]}\n  ${ROUTE}`],
+    // Istio's proto: an empty retryOn is unset (ValidateHTTPRetry skips it, ConvertPolicy keeps the default conditions).
+    ['an empty retryOn', `hosts: [reviews]\nhttp:\n- retries: {attempts: 2, retryOn: ""}\n  ${ROUTE}`],
     // Istio's DNS-1123 labels admit upper case (TestSidecarOutboundHTTPRouteConfigWithDuplicateHosts routes Test-duplicate-domains…).
     ['upper-case letters in hosts', `hosts: [Test-duplicate-domains.default.svc.cluster.local, "*.Example.com"]\nhttp:\n- route:\n  - destination: {host: Reviews.Default.svc.cluster.local}`],
   ];
@@ -189,6 +191,7 @@ http:
     ['an IP address as an SNI host', 'hosts: [reviews]\ntls:\n- match: [{sniHosts: [1.1.1.1]}]\n  route: [{destination: {host: reviews}}]', /an IP address: using one as an SNI host goes against the SNI spec/],
     ['an Envoy header formatter', `hosts: [reviews]\nhttp:\n- headers: {request: {set: {x-host: "%HOSTNAME%"}}}\n  ${ROUTE}`, /not supported by meshlet: Envoy header formatters such as %HOSTNAME% are sent as written/],
     ['retryRemoteLocalities (Envoy\'s previous_priorities; not applied)', `hosts: [reviews]\nhttp:\n- retries: {attempts: 2, retryRemoteLocalities: true}\n  ${ROUTE}`, /not supported by meshlet: spec\.http\[0\]\.retries\.retryRemoteLocalities; /],
+    ['retryOn items with spaces (Istio refuses them, meshlet trims)', `hosts: [reviews]\nhttp:\n- retries: {attempts: 2, retryOn: "5xx, reset"}\n  ${ROUTE}`, /" reset" has spaces around it: Istio refuses this retryOn/],
     ['a legacy gateway name', `hosts: [reviews]\ngateways: [mesh, gateway.istio-system]\nhttp:\n- ${ROUTE}`, /legacy <name>.<namespace> form; write "istio-system\/gateway"/],
   ];
   it('applies a corsPolicy: no warning (the calling mesh answers preflights and sets the CORS headers)', () => {
