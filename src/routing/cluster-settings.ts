@@ -75,7 +75,7 @@ export interface ResolvedConnectionPool {
   readonly limits: PoolLimits;
   /**
    * `tcp.connectTimeout`, else Istio's default MeshConfig `connectTimeout` (10 s). What a cluster
-   * runs with is {@link effectiveConnectTimeoutMs}: the mesh's `connectTimeoutMs` in the place of
+   * runs with is `effectiveConnectTimeoutMs` (cluster-settings.ts): the mesh's `connectTimeoutMs` in the place of
    * the default when the rule sets none ({@link connectTimeoutDeclared}).
    */
   readonly connectTimeoutMs: number;

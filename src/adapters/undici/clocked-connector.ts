@@ -16,15 +16,16 @@ import type { TcpKeepalive } from '../../routing/cluster-settings.ts';
 import { keepaliveConnector } from '../keepalive.ts';
 
 /**
- * undici's connector for a cluster (`h2`: HTTP/2, prior knowledge over plaintext; `keepalive`: the
+ * undici's connector for a cluster (`h2`: HTTP/2 — true: prior knowledge over plaintext, false:
+ * HTTP/1.1 only, undefined: undici's default, HTTP/2 offered over TLS only; `keepalive`: the
  * DestinationRule's `tcp.tcpKeepalive`; `servername`: the SNI of an `https:` origin, else the one
  * undici derives from the Host header) with its connect timeout, `timeoutMs`: on `clock` for TLS.
  */
-export function clockedConnector(timeoutMs: number, clock: Clock, h2: boolean, keepalive: TcpKeepalive | undefined, servername?: string): buildConnector.connector {
+export function clockedConnector(timeoutMs: number, clock: Clock, h2: boolean | undefined, keepalive: TcpKeepalive | undefined, servername?: string): buildConnector.connector {
   const build = (timeout: number): buildConnector.connector =>
     keepalive !== undefined
       ? keepaliveConnector(timeout, h2, keepalive, servername)
-      : buildConnector({ allowH2: h2, useH2c: h2, timeout, ...(servername === undefined ? {} : { servername }) } as buildConnector.BuildOptions);
+      : buildConnector({ ...(h2 === undefined ? {} : { allowH2: h2, useH2c: h2 }), timeout, ...(servername === undefined ? {} : { servername }) } as buildConnector.BuildOptions);
   const plain = build(timeoutMs);
   // timeout 0: undici sets no timer of its own.
   const tls = build(0);

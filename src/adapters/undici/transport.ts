@@ -200,7 +200,8 @@ class ClusterPools implements ClusterTransport {
    */
   plain(): Agent {
     if (this.#plain === undefined) {
-      const connect = clockedConnector(this.#connectTimeoutMs, this.#clock, this.#cs.h2, this.#cs.cluster.settings.connectionPool.tcpKeepalive);
+      // HTTP/2 by prior knowledge to an HTTP/2 port; else an https:// URL may agree on it, as through the mesh's own agent.
+      const connect = clockedConnector(this.#connectTimeoutMs, this.#clock, this.#cs.h2 ? true : undefined, this.#cs.cluster.settings.connectionPool.tcpKeepalive);
       this.#plain = trackedAgent({ ...this.options, connect: connect as never });
     }
     return this.#plain;
@@ -276,7 +277,7 @@ export class UndiciTransport {
    */
   constructor(clock: Clock, credentials: CredentialHolder = new CredentialHolder(), tls: ClientTlsOptions = {}, envoyHeaders = true, connectTimeoutMs = DEFAULT_CONNECT_TIMEOUT_MS) {
     // An https:// URL's connect timeout on the mesh clock, as the clusters' TLS connects are timed.
-    this.#agent = trackedAgent({ headersTimeout: 0, bodyTimeout: 0, connect: clockedConnector(connectTimeoutMs, clock, false, undefined) as never });
+    this.#agent = trackedAgent({ headersTimeout: 0, bodyTimeout: 0, connect: clockedConnector(connectTimeoutMs, clock, undefined, undefined) as never });
     this.#clock = clock;
     this.#env = new TlsEnvironment(credentials, tls, clock);
     this.#expected = envoyHeaders;
