@@ -29,7 +29,11 @@ describe('passthrough https:// URLs offer HTTP/2 by ALPN, as undici does', () =>
   ] as const) {
     it(name, async () => {
       const offered: string[][] = [];
-      const server = createServer({ cert: leaf.certPem, key: leaf.keyPem, ALPNCallback: ({ protocols }) => (offered.push(protocols), 'http/1.1') }, (s) => s.destroy());
+      const server = createServer({ cert: leaf.certPem, key: leaf.keyPem, ALPNCallback: ({ protocols }) => {
+            offered.push(protocols);
+            return 'http/1.1';
+          },
+        }, (s) => s.destroy());
       server.on('tlsClientError', () => undefined);
       await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
       const port = (server.address() as AddressInfo).port;
