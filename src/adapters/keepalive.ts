@@ -19,11 +19,12 @@ export function applyKeepalive(socket: Socket, k: TcpKeepalive): void {
 
 /**
  * An undici connector (undici's own: plaintext, prior-knowledge HTTP/2 when `h2`, or TLS with
- * `servername` for an `https:` origin) whose sockets get the rule's keepalive: undici's connector
+ * `servername` for an `https:` origin; `h2` undefined: undici's defaults, HTTP/2 offered over TLS
+ * only) whose sockets get the rule's keepalive: undici's connector
  * sets only the idle time, so the interval and count are set on the socket it made.
  */
-export function keepaliveConnector(connectTimeoutMs: number, h2: boolean, k: TcpKeepalive, servername?: string): buildConnector.connector {
-  const base = buildConnector({ allowH2: h2, useH2c: h2, timeout: connectTimeoutMs, keepAlive: true, keepAliveInitialDelay: k.timeMs ?? OS_KEEPALIVE.timeMs, ...(servername === undefined ? {} : { servername }) } as buildConnector.BuildOptions);
+export function keepaliveConnector(connectTimeoutMs: number, h2: boolean | undefined, k: TcpKeepalive, servername?: string): buildConnector.connector {
+  const base = buildConnector({ ...(h2 === undefined ? {} : { allowH2: h2, useH2c: h2 }), timeout: connectTimeoutMs, keepAlive: true, keepAliveInitialDelay: k.timeMs ?? OS_KEEPALIVE.timeMs, ...(servername === undefined ? {} : { servername }) } as buildConnector.BuildOptions);
   return (opts, callback) =>
     base(opts, (...args) => {
       const socket = args[1];

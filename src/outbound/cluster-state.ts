@@ -18,6 +18,7 @@ import { HostSet, HostState } from '../routing/balancer/host.ts';
 import type { HashKeyPolicy } from '../routing/balancer/lb-settings.ts';
 import { type Picker, pickerFor } from '../routing/balancer/picker.ts';
 import type { Cluster } from '../routing/route-table.ts';
+import { effectiveConnectTimeoutMs } from '../routing/cluster-settings.ts';
 import { RequestLimiter } from '../policies/limits.ts';
 import { type DnsSettings, DnsTarget } from './dns-target.ts';
 import { logicalDnsEndpoints, strictDnsEndpoints } from './strict-dns.ts';
@@ -96,8 +97,7 @@ export class ClusterState implements CallHolder {
    * cluster's `connect_timeout`.
    */
   get connectTimeoutMs(): number {
-    const pool = this.cluster.settings.connectionPool;
-    return pool.connectTimeoutDeclared ? pool.connectTimeoutMs : (this.#ctx.connectTimeoutMs ?? pool.connectTimeoutMs);
+    return effectiveConnectTimeoutMs(this.cluster.settings.connectionPool, this.#ctx.connectTimeoutMs);
   }
 
   constructor(cluster: Cluster, ctx: ClusterContext) {

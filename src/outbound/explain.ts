@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { formatDuration } from '../config/duration.ts';
 import { whyNotInMesh } from '../config/host-lookup.ts';
 import { whyOutOfScope } from '../config/sidecar-scope.ts';
 import { normalizeHeaderObject } from '../core/headers.ts';
@@ -73,6 +74,11 @@ export interface ExplainedTarget {
   /** Why the cluster is missing (503 NC), when it is. */
   readonly missing: string | undefined;
   readonly loadBalancer: string | undefined;
+  /**
+   * The pool's requests now against its limits, and the connect timeout new connections get (the
+   * DestinationRule's `tcp.connectTimeout`, else the mesh's `connectTimeoutMs`):
+   * `active 0/∞, pending 0/∞, overflows 0, connect timeout 10s`.
+   */
   readonly connectionPool: string | undefined;
   readonly outlierDetection: string | undefined;
   /**
@@ -163,7 +169,7 @@ function target(o: Outbound, t: RouteTarget, total: number, now: number, tls: Tl
     cluster: t.cluster?.name,
     missing: t.missing,
     loadBalancer: cs?.picker.toString(),
-    connectionPool: cs?.limiter.toString(),
+    connectionPool: cs === undefined ? undefined : `${cs.limiter.toString()}, connect timeout ${formatDuration(cs.connectTimeoutMs)}`,
     outlierDetection: cs?.detector?.toString(),
     ...(cs === undefined ? {} : { retryBudget: cs.budget.describe(cs.limiter.active + cs.limiter.pending) }),
     endpoints: endpointsOf(cs, now, tls, scheme),

@@ -74,9 +74,9 @@ export interface TcpKeepalive {
 export interface ResolvedConnectionPool {
   readonly limits: PoolLimits;
   /**
-   * `tcp.connectTimeout`, else Istio's default MeshConfig `connectTimeout` (10 s). The data plane
-   * reads `ClusterState.connectTimeoutMs`, which puts the mesh's `connectTimeoutMs` in the place
-   * of the default when the rule sets none ({@link connectTimeoutDeclared}).
+   * `tcp.connectTimeout`, else Istio's default MeshConfig `connectTimeout` (10 s). What a cluster
+   * runs with is `effectiveConnectTimeoutMs` (cluster-settings.ts): the mesh's `connectTimeoutMs` in the place of
+   * the default when the rule sets none ({@link connectTimeoutDeclared}).
    */
   readonly connectTimeoutMs: number;
   /** The DestinationRule sets `tcp.connectTimeout` (it wins over the mesh's `connectTimeoutMs`). */
@@ -290,10 +290,22 @@ export function describeLoadBalancer(lb: ResolvedLoadBalancer): string {
   return parts.length === 0 ? lb.kind : `${lb.kind} (${parts.join(', ')})`;
 }
 
-/** `maxConnections ∞, http2MaxRequests ∞ (active ∞), pending ∞, connect timeout 10s`. */
-export function describeConnectionPool(p: ResolvedConnectionPool, h2: boolean): string {
+/**
+ * The connect timeout a cluster runs with, as istiod writes each cluster's `connect_timeout`: the
+ * DestinationRule's `tcp.connectTimeout`, else MeshConfig's `connectTimeout` (`meshMs`: the mesh's
+ * `connectTimeoutMs`), else Istio's default 10 s. The data plane and every view read it here.
+ */
+export function effectiveConnectTimeoutMs(p: ResolvedConnectionPool, meshMs: number | undefined): number {
+  return p.connectTimeoutDeclared ? p.connectTimeoutMs : (meshMs ?? p.connectTimeoutMs);
+}
+
+/**
+ * `active ∞, pending ∞, connections ∞, connect timeout 10s, HTTP/1.1`; `meshConnectTimeoutMs`:
+ * MeshConfig's `connectTimeout`, shown for a cluster whose DestinationRule sets none.
+ */
+export function describeConnectionPool(p: ResolvedConnectionPool, h2: boolean, meshConnectTimeoutMs?: number): string {
   const l = p.limits;
-  const parts = [`active ${count(l.maxActive)}`, `pending ${count(l.maxPending)}`, `connections ${count(l.maxConnections)}`, `connect timeout ${formatDuration(p.connectTimeoutMs)}`];
+  const parts = [`active ${count(l.maxActive)}`, `pending ${count(l.maxPending)}`, `connections ${count(l.maxConnections)}`, `connect timeout ${formatDuration(effectiveConnectTimeoutMs(p, meshConnectTimeoutMs))}`];
   if (p.idleTimeoutMs !== undefined) parts.push(`idle timeout ${formatDuration(p.idleTimeoutMs)}`);
   if (p.maxRequestsPerConnection !== undefined) parts.push(`${p.maxRequestsPerConnection} requests per connection`);
   if (p.maxConnectionDurationMs !== undefined) parts.push(`connections retired after ${formatDuration(p.maxConnectionDurationMs)}`);

@@ -18,6 +18,7 @@ import {
   describeRetryBudget,
   describeTls,
   AUTO_MTLS_TEXT,
+  effectiveConnectTimeoutMs,
 } from './cluster-settings.ts';
 import type { AppliedSidecar } from './compile.ts';
 import type { CompiledRoute, Cluster, RouteTarget, VirtualHost } from './route-table.ts';
@@ -101,6 +102,8 @@ export interface ClusterClient {
   readonly locality: string;
   /** MeshConfig's `localityLbSetting` (`--mesh-config`), for clusters whose DestinationRule and Service set none. */
   readonly meshLocality?: LocalityLoadBalancerSetting | undefined;
+  /** MeshConfig's `connectTimeout` (`--mesh-config`, `createMesh({ connectTimeoutMs })`), for clusters whose DestinationRule sets none; undefined: Istio's 10 s. */
+  readonly meshConnectTimeoutMs?: number | undefined;
 }
 
 /**
@@ -113,8 +116,12 @@ export function localityPlan(c: Cluster, client: ClusterClient): string {
   return clusterLocalityPlan(hosts, c.settings.loadBalancer, { locality: client.locality, labels: client.labels, outlierDetection: c.settings.outlierDetection !== undefined, meshLocality: client.meshLocality }).description;
 }
 
-/** A cluster's compiled settings as plain data (every field present, null when it does not apply). */
-export function clusterSettingsView(s: ClusterSettings) {
+/**
+ * A cluster's compiled settings as plain data (every field present, null when it does not apply);
+ * `meshConnectTimeoutMs`: MeshConfig's `connectTimeout`, the connect timeout of a cluster whose
+ * DestinationRule sets none.
+ */
+export function clusterSettingsView(s: ClusterSettings, meshConnectTimeoutMs?: number) {
   const lb = s.loadBalancer;
   const od = s.outlierDetection;
   const pool = s.connectionPool;
@@ -128,7 +135,7 @@ export function clusterSettingsView(s: ClusterSettings) {
     },
     connectionPool: {
       ...pool.limits,
-      connectTimeoutMs: pool.connectTimeoutMs,
+      connectTimeoutMs: effectiveConnectTimeoutMs(pool, meshConnectTimeoutMs),
       idleTimeoutMs: pool.idleTimeoutMs ?? null,
       maxRequestsPerConnection: pool.maxRequestsPerConnection ?? null,
       maxConnectionDurationMs: pool.maxConnectionDurationMs ?? null,
@@ -165,7 +172,7 @@ export function clusterSettingsLines(c: Cluster, client: ClusterClient): string[
   const s = c.settings;
   const plan = localityPlan(c, client);
   const lines = [`lb: ${describeLoadBalancer(s.loadBalancer)}${plan === '' ? '' : `; ${plan}`}${s.passthrough ? '; passthrough to the original address' : ''}`];
-  lines.push(`pool: ${describeConnectionPool(s.connectionPool, s.h2)}; retries: ${describeRetryBudget(s.retryBudget)}`);
+  lines.push(`pool: ${describeConnectionPool(s.connectionPool, s.h2, client.meshConnectTimeoutMs)}; retries: ${describeRetryBudget(s.retryBudget)}`);
   if (s.outlierDetection !== undefined) lines.push(`outlier detection: ${describeOutlierDetection(s.outlierDetection)}`);
   lines.push(`tls: ${s.tls !== undefined ? describeTls(s.tls) : s.passthrough || c.service.location === 'MESH_EXTERNAL' ? 'plaintext (no DestinationRule tls; auto-mTLS does not apply to external or passthrough destinations)' : AUTO_MTLS_TEXT}`);
   if (c.networkFilter !== undefined) lines.push(`network: ${c.networkFilter}`);
@@ -188,12 +195,12 @@ export function clusterView(c: Cluster, client: ClusterClient) {
     /** The compiled settings, one text each (as the text output prints them). */
     loadBalancer: describeLoadBalancer(s.loadBalancer),
     localityPlan: plan === '' ? null : plan,
-    connectionPool: describeConnectionPool(s.connectionPool, s.h2),
+    connectionPool: describeConnectionPool(s.connectionPool, s.h2, client.meshConnectTimeoutMs),
     retryBudget: describeRetryBudget(s.retryBudget),
     outlierDetection: s.outlierDetection === undefined ? null : describeOutlierDetection(s.outlierDetection),
     tls: s.tls === undefined ? null : describeTls(s.tls),
     /** The compiled settings as data. */
-    settings: clusterSettingsView(s),
+    settings: clusterSettingsView(s, client.meshConnectTimeoutMs),
     /** Multi-network: this workload's network and the endpoints reached through gateways (null when no network has a gateway). */
     network: c.networkFilter ?? null,
     endpoints: c.endpoints.map((e) => ({ endpoint: e.key, address: e.address, port: e.port, labels: { ...e.labels }, locality: e.locality, weight: e.weight, gateway: e.gateway === undefined ? null : { network: e.gateway.network, origin: e.gateway.origin, endpoints: [...e.gateway.endpoints] } })),

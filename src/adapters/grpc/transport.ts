@@ -123,7 +123,7 @@ export class GrpcTransport {
 
   /** Sends a call for a host outside the mesh to the address the caller named. */
   readonly passthrough: Dispatch = (ex, handler) => {
-    // A resolution-NONE cluster's connect timeout (its DestinationRule's, or Istio's default); ALLOW_ANY's PassthroughCluster: MeshConfig's default 10 s.
+    // A resolution-NONE cluster's connect timeout (its DestinationRule's, else the mesh's); ALLOW_ANY's PassthroughCluster: the mesh's (MeshConfig connectTimeout).
     const cs = ex.cluster as ClusterState | undefined;
     new GrpcAttempt(ex, handler, this.#passthrough.get(ex.urlAuthority, cs?.connectTimeoutMs ?? this.#connectTimeoutMs), this.#passthrough, undefined).start();
   };

@@ -11,24 +11,21 @@
  * @module
  */
 import { type Agent, Pool } from 'undici';
-import { bodyForAttempt } from '../../core/replay.ts';
 import type { Clock } from '../../core/clock.ts';
-import { MeshletError } from '../../core/errors.ts';
 import { formatHostPort } from '../../core/host-port.ts';
-import { NO_CONTROLLER } from '../../core/exchange.ts';
 import type { AnyResource } from '../../config/resource.ts';
 import type { ClientTlsDecision } from '../../outbound/tls-decision.ts';
 import { CredentialHolder } from '../../security/identity/credentials.ts';
 import type { TlsFiles } from '../../security/tls-files.ts';
 import { keepaliveConnector } from '../keepalive.ts';
 import { closeWithin, trackedAgent } from './close-within.ts';
+import { clockedConnector } from './clocked-connector.ts';
+import { dispatchOptions, fail } from './dispatch-options.ts';
 import { CertificateRefusalHandler, sniOfAuthority, tlsConnector } from './tls-connector.ts';
 import { dispatchUntraced, upstreamClient } from './untraced.ts';
 import { observedPool } from './pool-events.ts';
 import { type ClientTlsOptions, ClusterTlsPlans, TlsEnvironment } from './tls-plans.ts';
 
-/** Envoy's header with the time the caller still waits, in ms. */
-const EXPECTED_TIMEOUT_HEADER = 'x-envoy-expected-rq-timeout-ms';
 import type { Exchange } from '../../core/exchange.ts';
 import type { Dispatch } from '../../core/layer.ts';
 import type { ClusterState, ClusterTransport } from '../../outbound/cluster-state.ts';
@@ -102,6 +99,10 @@ class ClusterPools implements ClusterTransport {
   #plans: ClusterTlsPlans | undefined;
   /** Passthrough clusters with TLS: an agent per plan key. */
   #passthrough: { key: string; agent: Agent } | undefined;
+  /** Passthrough clusters, plaintext or the app's own TLS (`https://`): the cluster's pool settings, to the original destinations. */
+  #plain: Agent | undefined;
+  /** The cluster's connect timeout as its pools were made with it (`options.connectTimeout`). */
+  readonly #connectTimeoutMs: number;
   /** Pools replaced (new certificate, new TLS settings) whose calls are still finishing: close() bounds them too. */
   readonly #draining = new Set<Pool | Agent>();
   /** What close() closed, for a later close() with a grace period to bound. */
@@ -111,6 +112,7 @@ class ClusterPools implements ClusterTransport {
     this.options = options;
     this.#cs = cs;
     this.#env = env;
+    this.#connectTimeoutMs = cs.connectTimeoutMs;
     const serviceHost = cs.cluster.host;
     this.httpServername = serviceHost.startsWith('*') ? undefined : serviceHost;
   }
@@ -147,7 +149,7 @@ class ClusterPools implements ClusterTransport {
       return e;
     }
     const origin = `${plan === undefined ? 'http' : 'https'}://${formatHostPort(host.endpoint.address, host.endpoint.port)}`;
-    const opts = plan === undefined ? this.options : { ...this.options, connect: tlsConnector(plan, this.options.connectTimeout ?? 10_000, this.#clock, this.#cs.cluster.settings.connectionPool.tcpKeepalive, host.endpoint.hostname) as never };
+    const opts = plan === undefined ? this.options : { ...this.options, connect: tlsConnector(plan, this.#connectTimeoutMs, this.#clock, this.#cs.cluster.settings.connectionPool.tcpKeepalive, host.endpoint.hostname) as never };
     const next: HostPools = {
       endpoint: host.endpoint,
       epoch: this.#env.epoch,
@@ -172,8 +174,7 @@ class ClusterPools implements ClusterTransport {
     if (e.https === undefined) {
       const k = this.#cs.cluster.settings.connectionPool.tcpKeepalive;
       const sn = servername.startsWith('*') ? undefined : servername;
-      const opts =
-        k !== undefined ? { ...this.options, connect: keepaliveConnector(this.options.connectTimeout ?? 10_000, this.#cs.h2, k, sn) as never } : sn !== undefined ? { ...this.options, connect: { servername: sn } } : this.options;
+      const opts = { ...this.options, connect: clockedConnector(this.#connectTimeoutMs, this.#clock, this.#cs.h2, k, sn) as never };
       e.https = observedPool(new Pool(`https://${formatHostPort(host.endpoint.address, host.endpoint.port)}`, opts), this.#cs);
     }
     return e.https;
@@ -186,10 +187,24 @@ class ClusterPools implements ClusterTransport {
     if (plan === undefined) return undefined;
     const p = this.#passthrough;
     if (p !== undefined && p.key === plan.key) return p.agent;
-    const agent = trackedAgent({ ...this.options, connect: tlsConnector(plan, this.options.connectTimeout ?? 10_000, this.#clock, this.#cs.cluster.settings.connectionPool.tcpKeepalive) as never });
+    const agent = trackedAgent({ ...this.options, connect: tlsConnector(plan, this.#connectTimeoutMs, this.#clock, this.#cs.cluster.settings.connectionPool.tcpKeepalive) as never });
     this.#passthrough = { key: plan.key, agent };
     if (p !== undefined) this.#drainOne(p.agent);
     return agent;
+  }
+
+  /**
+   * A passthrough cluster's agent without the cluster's TLS (none declared, or an `https://` URL):
+   * its connection pool settings and connect timeout, as istiod builds a resolution-NONE
+   * ServiceEntry's ORIGINAL_DST cluster (an `https://` URL's handshake timed on the mesh clock).
+   */
+  plain(): Agent {
+    if (this.#plain === undefined) {
+      // HTTP/2 by prior knowledge to an HTTP/2 port; else an https:// URL may agree on it, as through the mesh's own agent.
+      const connect = clockedConnector(this.#connectTimeoutMs, this.#clock, this.#cs.h2 ? true : undefined, this.#cs.cluster.settings.connectionPool.tcpKeepalive);
+      this.#plain = trackedAgent({ ...this.options, connect: connect as never });
+    }
+    return this.#plain;
   }
 
   connections(host: HostState): number {
@@ -224,17 +239,13 @@ class ClusterPools implements ClusterTransport {
       if (e.https !== undefined) pools.add(e.https);
     }
     if (this.#passthrough !== undefined) pools.add(this.#passthrough.agent);
+    if (this.#plain !== undefined) pools.add(this.#plain);
     for (const d of this.#draining) pools.add(d);
     this.#passthrough = undefined;
+    this.#plain = undefined;
     this.#hosts.clear();
     await closeWithin([...pools], graceMs, this.#clock);
   }
-}
-
-/** Fails an attempt without sending it: the cluster's TLS cannot be set up (never sent in plaintext instead). */
-function fail(ex: Exchange, handler: Parameters<Dispatch>[1], why: string): void {
-  const err = new MeshletError('MESHLET_ERR_UPSTREAM_TLS', `TLS to this destination cannot be set up, the call is not sent: ${why}`, ex.errorContext());
-  queueMicrotask(() => handler.onResponseError?.(NO_CONTROLLER, err));
 }
 
 /** The SNI of an auto-SNI pool's call (its Host, after any rewrite), remembered for the next call with the same Host. */
@@ -244,45 +255,6 @@ function autoSni(e: HostPools, authority: string): string {
     e.sni = sniOfAuthority(authority);
   }
   return e.sni;
-}
-
-/** The dispatch options undici needs for one attempt. */
-function dispatchOptions(ex: Exchange, expected: boolean, origin: string | undefined, httpServername?: string): Record<string, unknown> {
-  ex.headers.host = ex.authority;
-  // As Envoy's router: tell the upstream how long the caller still waits, so its own calls can
-  // stop in time (meshlet's server side turns this into the request's MeshContext deadline). Not
-  // to a host outside the mesh (no route: Istio's allow_any route has no timeout to tell).
-  // Not with Istio's proxyHeaders.envoyDebugHeaders disabled (`expected` false: Envoy's suppress_envoy_headers).
-  // As Envoy's setTimeoutHeaders: the per-try timeout when the route has one, else the route's,
-  // and never more than what is left of the call's deadline.
-  if (expected && ex.clock !== undefined && ex.route !== undefined) {
-    const left = ex.deadline === Number.POSITIVE_INFINITY ? Number.POSITIVE_INFINITY : Math.ceil(ex.deadline - ex.clock.now());
-    const ms = ex.perTryTimeoutMs === undefined ? left : Math.min(left, ex.perTryTimeoutMs);
-    if (ms !== Number.POSITIVE_INFINITY) ex.headers[EXPECTED_TIMEOUT_HEADER] = String(Math.max(1, ms));
-  }
-  const src = ex.options as Record<string, unknown> | undefined;
-  // Plain HTTP has no SNI; undici still derives a name from the Host header for every request
-  // (a hostname parse and two IP regexes) and only uses it to label new connections. Give it
-  // the service's host, what it would derive from an unrewritten Host header. TLS keeps
-  // undici's derivation. Each shape is one literal: a property added afterwards would cost
-  // the object an out-of-object property array (40 B per attempt).
-  const body = bodyForAttempt(ex.body);
-  const o: Record<string, unknown> =
-    origin !== undefined
-      ? { path: ex.path, method: ex.method, headers: ex.headers, body, origin }
-      : httpServername !== undefined && ex.scheme === 'http'
-        ? { path: ex.path, method: ex.method, headers: ex.headers, body, servername: httpServername }
-        : { path: ex.path, method: ex.method, headers: ex.headers, body };
-  if (src !== undefined) {
-    if (src.headersTimeout !== undefined) o.headersTimeout = src.headersTimeout;
-    if (src.bodyTimeout !== undefined) o.bodyTimeout = src.bodyTimeout;
-    if (src.upgrade !== undefined) o.upgrade = src.upgrade;
-    if (src.reset !== undefined) o.reset = src.reset;
-    if (src.blocking !== undefined) o.blocking = src.blocking;
-    if (src.idempotent !== undefined) o.idempotent = src.idempotent;
-    if (src.expectContinue !== undefined) o.expectContinue = src.expectContinue;
-  }
-  return o;
 }
 
 /** The name of the undici transport: its slot in each cluster's state. */
@@ -304,7 +276,8 @@ export class UndiciTransport {
    * `connectTimeoutMs`: MeshConfig's `connectTimeout` (PassthroughCluster's).
    */
   constructor(clock: Clock, credentials: CredentialHolder = new CredentialHolder(), tls: ClientTlsOptions = {}, envoyHeaders = true, connectTimeoutMs = DEFAULT_CONNECT_TIMEOUT_MS) {
-    this.#agent = trackedAgent({ headersTimeout: 0, bodyTimeout: 0, connectTimeout: connectTimeoutMs });
+    // An https:// URL's connect timeout on the mesh clock, as the clusters' TLS connects are timed.
+    this.#agent = trackedAgent({ headersTimeout: 0, bodyTimeout: 0, connect: clockedConnector(connectTimeoutMs, clock, undefined, undefined) as never });
     this.#clock = clock;
     this.#env = new TlsEnvironment(credentials, tls, clock);
     this.#expected = envoyHeaders;
@@ -340,7 +313,7 @@ export class UndiciTransport {
     }
     if (host === undefined) {
       // Resolution NONE / PASSTHROUGH: the original destination (with the cluster's TLS, when it has one).
-      if (cs.cluster.settings.tls === undefined) this.passthrough(ex, handler);
+      if (cs.cluster.settings.tls === undefined) this.#toOriginal(pools.plain(), ex, handler);
       else this.#passthroughTls(pools, ex, handler);
       return;
     }
@@ -366,15 +339,17 @@ export class UndiciTransport {
   #passthroughTls(pools: ClusterPools, ex: Exchange, handler: Parameters<Dispatch>[1]): void {
     const agent = pools.passthrough();
     if (typeof agent === 'string') fail(ex, handler, agent);
-    else if (agent === undefined || ex.scheme === 'https') this.passthrough(ex, handler);
+    else if (agent === undefined || ex.scheme === 'https') this.#toOriginal(pools.plain(), ex, handler);
     else dispatchUntraced(agent, dispatchOptions(ex, this.#expected, `https://${ex.urlAuthority}`) as never, handler as never);
   }
 
-  /** Sends a request for a host outside the mesh, unchanged. */
-  readonly passthrough: Dispatch = (ex, handler) => {
-    // The original destination is the URL's, never the Host header's (which only chose the route).
-    dispatchUntraced(this.#agent, dispatchOptions(ex, this.#expected, `${ex.scheme}://${ex.urlAuthority}`) as never, handler as never);
-  };
+  /** Sends a request to its original destination (the URL's address, never the Host header's, which only chose the route). */
+  #toOriginal(agent: Agent, ex: Exchange, handler: Parameters<Dispatch>[1]): void {
+    dispatchUntraced(agent, dispatchOptions(ex, this.#expected, `${ex.scheme}://${ex.urlAuthority}`) as never, handler as never);
+  }
+
+  /** Sends a request for a host outside the mesh (the PassthroughCluster), unchanged. */
+  readonly passthrough: Dispatch = (ex, handler) => this.#toOriginal(this.#agent, ex, handler);
 
   /** Rebuilds a cluster's pools when its connection settings changed (old pools drain). */
   refresh(cs: ClusterState): void {

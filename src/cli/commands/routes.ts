@@ -95,7 +95,7 @@ export async function routesCommand(argv: string[]): Promise<number> {
   // Gateways by host name: unresolved (a mesh resolves them at run time), or resolved here once.
   const names = values['resolve-gateways'] === true ? await resolveGatewayNames(snap.gatewayHostnames) : undefined;
   if (names !== undefined && names.size > 0) snap = compile({ ...networks, gatewayAddresses: (n) => names.get(n)?.addresses });
-  const client = { labels, locality, meshLocality: meshConfig?.localityLbSetting };
+  const client = { labels, locality, meshLocality: meshConfig?.localityLbSetting, meshConnectTimeoutMs: meshConfig?.connectTimeoutMs };
   const shown = (name: string) => values.host === undefined || name.includes(values.host);
   const vhosts = snap.routes.virtualHosts.filter((vh) => shown(vh.name));
   const clusters = [...snap.clusters.values()].filter((c) => shown(c.name));
