@@ -103,4 +103,30 @@ describe('gRPC transport: compressed response messages are inflated off the even
       assert.deepEqual(calls, { gunzipSync: 0, inflateSync: 0 }, 'the mesh inflated on the event loop');
     });
   }
+
+  // zlib takes a maxOutputLength up to buffer.constants.MAX_LENGTH only (2^53-1 on Node 24, 4 GiB
+  // on Node 20): a larger receive limit means "any size" to grpc-js, and threw out of the stream's
+  // 'data' handler (an uncaught exception: the process went down at the first compressed message).
+  for (const limit of [2 ** 60, Number.MAX_VALUE]) {
+    it(`a receive limit past what zlib takes (${limit}) inflates every message, as grpc-js does, instead of throwing out of the stream`, async () => {
+      encoding = 'gzip';
+      const options = { 'grpc.max_receive_message_length': limit };
+      const wide = mesh.grpc.client(EchoClient, 'echo:9090', options) as unknown as Echo;
+      const port = (server.address() as AddressInfo).port;
+      const wideDirect = new EchoClient(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), options) as unknown as Echo;
+      try {
+        const d = await collect(wideDirect.ServerStream({ text: 'x' }));
+        const m = await collect(wide.ServerStream({ text: 'x' }));
+        assert.equal(d.status.code, grpc.status.OK, d.status.details);
+        assert.equal(m.status.code, grpc.status.OK, m.status.details);
+        assert.deepEqual(
+          m.messages.map((x) => `${x.text[0]}${x.text.length}`),
+          MESSAGES.map(([c, n]) => `${c}${n}`),
+        );
+      } finally {
+        wide.close();
+        wideDirect.close();
+      }
+    });
+  }
 });

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { constants as bufferConstants } from 'node:buffer';
 import { gunzip, inflate } from 'node:zlib';
 import { INTERNAL, RESOURCE_EXHAUSTED } from './h2-status.ts';
 
@@ -23,13 +24,17 @@ export function inflateMessage(enc: string, body: Buffer, max: number, done: (fa
     queueMicrotask(() => done({ code: INTERNAL, details, tooLarge: false }));
     return;
   }
+  const tooLarge: InflateFailure = { code: RESOURCE_EXHAUSTED, details: `Received message that decompresses to a size larger than ${max}`, tooLarge: true };
   const cb = (err: (Error & { code?: string }) | null, m: Buffer): void => {
-    if (err === null) done(undefined, m);
-    else if (err.code === 'ERR_BUFFER_TOO_LARGE') done({ code: RESOURCE_EXHAUSTED, details: `Received message that decompresses to a size larger than ${max}`, tooLarge: true });
+    // zlib's least limit is 1 byte: a limit of 0 is checked here.
+    if (err === null) done(max >= 0 && m.length > max ? tooLarge : undefined, m);
+    else if (err.code === 'ERR_BUFFER_TOO_LARGE') done(tooLarge);
     else done({ code: INTERNAL, details: `Failed to decompress ${enc}-encoded message`, tooLarge: false });
   };
-  // Inflated no further than the caller takes (a small message may inflate to gigabytes).
-  const options = max < 0 ? {} : { maxOutputLength: Math.max(1, max) };
+  // Inflated no further than the caller takes (a small message may inflate to gigabytes). zlib
+  // takes a limit up to the largest Buffer only (4 GiB on Node 20): a larger one bounds nothing a
+  // Buffer could hold, and is left out rather than thrown out of the stream's 'data' handler.
+  const options = max < 0 || max > bufferConstants.MAX_LENGTH ? {} : { maxOutputLength: Math.max(1, max) };
   if (enc === 'gzip') gunzip(body, options, cb);
   else inflate(body, options, cb);
 }
