@@ -136,6 +136,9 @@ function checkMeshOptionNames(o: MeshOptions): void {
   checkOptionNames('createMesh', t?.ownMetrics, OWN_METRICS_OPTION_NAMES, 'telemetry.ownMetrics.');
   checkOptionNames('createMesh', t?.tracing, TRACING_OPTION_NAMES, 'telemetry.tracing.');
   checkOptionNames('createMesh', t?.metrics, METRICS_OPTION_NAMES, 'telemetry.metrics.');
+  // 0 (or less) forgot every label set as soon as its data point was added: nothing reached a reader.
+  const idle = t?.metrics?.idleSeriesMs;
+  if (idle !== undefined && !(typeof idle === 'number' && idle >= 1)) throw new InvalidArgumentError(`createMesh: \`telemetry.metrics.idleSeriesMs\` must be a number of milliseconds of at least 1, got ${typeof idle === 'string' ? JSON.stringify(idle) : String(idle)}`);
 }
 
 /**

@@ -117,6 +117,10 @@ describe('createMesh argument and config errors', () => {
       ['bad errors value', { service: 'client', config: good(), errors: 'explode' }, /`errors` must be 'respond' or 'throw', got "explode"/],
       ['bad outboundTrafficPolicy', { service: 'client', config: good(), outboundTrafficPolicy: 'ALLOW' }, /`outboundTrafficPolicy`/],
       ['enableAutoMtls not a boolean', { service: 'client', config: good(), enableAutoMtls: 'yes' }, /`enableAutoMtls` must be true or false, got "yes"/],
+      // 0 forgot each label set as its data point was added (meshlet's own series: nothing reached a reader).
+      ['telemetry.metrics.idleSeriesMs 0', { service: 'client', config: good(), telemetry: { metrics: { idleSeriesMs: 0 } } }, /`telemetry\.metrics\.idleSeriesMs` must be a number of milliseconds of at least 1, got 0$/],
+      ['telemetry.metrics.idleSeriesMs negative', { service: 'client', config: good(), telemetry: { metrics: { idleSeriesMs: -1 } } }, /`telemetry\.metrics\.idleSeriesMs` must be .*, got -1$/],
+      ['telemetry.metrics.idleSeriesMs a string', { service: 'client', config: good(), telemetry: { metrics: { idleSeriesMs: '10m' } } }, /`telemetry\.metrics\.idleSeriesMs` must be .*, got "10m"$/],
     ];
     for (const [name, options, message] of cases) {
       const e = await rejection(createMesh(options as MeshOptions));
