@@ -69,8 +69,10 @@ let nodeClearIncoming: unknown;
 function isNodeClearIncoming(name: string | symbol, listener: (...args: unknown[]) => unknown): boolean {
   if (listener === nodeClearIncoming) return true;
   if (nodeClearIncoming !== undefined || name !== 'end' || listener.name !== 'clearIncoming') return false;
-  // The frames above: this function, onInContext, then its caller.
-  const caller = (new Error().stack ?? '').split('\n', 4)[3] ?? '';
+  // The frames above: this function, onInContext, then its caller. A stack that is not text (an
+  // Error.prepareStackTrace of the app's returning call sites) tells nothing: wrapped, as any listener.
+  const stack: unknown = new Error().stack;
+  const caller = typeof stack === 'string' ? (stack.split('\n', 4)[3] ?? '') : '';
   if (!caller.includes('(node:_http_server:')) return false;
   nodeClearIncoming = listener;
   return true;
