@@ -44,3 +44,36 @@ test("an Error.prepareStackTrace that returns call sites: node:http's 'end' list
   assert.deepEqual(errors, []);
   assert.deepEqual(deadlines, [55, 55]);
 });
+
+test("an app's Error.stackTraceLimit below the frames looked at: node:http's 'end' listener is still recognised (added unwrapped), and the app's limit is kept", async () => {
+  const savedLimit = Error.stackTraceLimit;
+  const wrapped: boolean[] = [];
+  const limits: number[] = [];
+  const server = createServer((req, res) => {
+    runInContext({ deadline: 9 }, () => {
+      listenInContext(req);
+      res.on('finish', () => {
+        limits.push(Error.stackTraceLimit);
+        for (const l of req.rawListeners('end')) if (l.name === 'clearIncoming' || (l as { listener?: { name?: string } }).listener?.name === 'clearIncoming') wrapped.push((l as { listener?: unknown }).listener !== undefined);
+        req.resume();
+      });
+      res.end('ok');
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  try {
+    Error.stackTraceLimit = 1;
+    for (let i = 0; i < 2; i++) {
+      const r = await fetch(`http://127.0.0.1:${port}/`);
+      assert.equal(await r.text(), 'ok');
+    }
+  } finally {
+    Error.stackTraceLimit = savedLimit;
+    server.closeAllConnections();
+    server.close();
+  }
+  assert.deepEqual(wrapped, [false, false], 'added unwrapped, as with the default limit');
+  assert.deepEqual(limits, [1, 1], "the app's limit is as it set it");
+});

@@ -60,6 +60,8 @@ function onInContext(this: Scoped, name: string | symbol, listener: (...args: un
 
 /** node:http's own `clearIncoming`, once recognized (see {@link isNodeClearIncoming}). */
 let nodeClearIncoming: unknown;
+/** The last listener named `clearIncoming` found not to be node:http's (its stack is not looked at again). */
+let notNodeClearIncoming: unknown;
 
 /**
  * True for node:http's own `clearIncoming`, its `'end'` listener on a request answered before it
@@ -68,12 +70,23 @@ let nodeClearIncoming: unknown;
  */
 function isNodeClearIncoming(name: string | symbol, listener: (...args: unknown[]) => unknown): boolean {
   if (listener === nodeClearIncoming) return true;
-  if (nodeClearIncoming !== undefined || name !== 'end' || listener.name !== 'clearIncoming') return false;
-  // The frames above: this function, onInContext, then its caller. A stack that is not text (an
-  // Error.prepareStackTrace of the app's returning call sites) tells nothing: wrapped, as any listener.
-  const stack: unknown = new Error().stack;
-  const caller = typeof stack === 'string' ? (stack.split('\n', 4)[3] ?? '') : '';
-  if (!caller.includes('(node:_http_server:')) return false;
+  if (nodeClearIncoming !== undefined || name !== 'end' || listener.name !== 'clearIncoming' || listener === notNodeClearIncoming) return false;
+  // The frames above: this function, onInContext, then its caller — captured whatever the app's
+  // Error.stackTraceLimit. A stack that is not text (an Error.prepareStackTrace of the app's
+  // returning call sites) tells nothing: wrapped, as any listener (and looked at again next time).
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 4;
+  let stack: unknown;
+  try {
+    stack = new Error().stack;
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+  if (typeof stack !== 'string') return false;
+  if (!(stack.split('\n', 4)[3] ?? '').includes('(node:_http_server:')) {
+    notNodeClearIncoming = listener;
+    return false;
+  }
   nodeClearIncoming = listener;
   return true;
 }
