@@ -164,7 +164,8 @@ export function applyMeshConfig(o: MeshOptions, info: (message: string) => void,
       }
       case 'connectTimeout': {
         const ms = parseDuration(str(v, path));
-        if (typeof ms !== 'number' || ms < 1) throw new InvalidArgumentError(`${where(path)} must be a duration of at least 1ms such as "10s", got ${JSON.stringify(v)}`);
+        // istiod's ValidateConnectTimeout: whole milliseconds, from 1ms to 1h.
+        if (typeof ms !== 'number' || ms < 1 || ms > 3_600_000 || !Number.isInteger(ms)) throw new InvalidArgumentError(`${where(path)} must be a duration of whole milliseconds from 1ms to 1h (as istiod validates it) such as "10s", got ${JSON.stringify(v)}`);
         top.connectTimeoutMs = ms;
         break;
       }

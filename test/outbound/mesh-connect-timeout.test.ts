@@ -69,7 +69,10 @@ describe('MeshConfig connectTimeout on HTTP clusters', () => {
     for (const v of [0, -5, Number.NaN, '5s'] as unknown[]) {
       await assert.rejects(createMesh({ service: 'a', config: [], connectTimeoutMs: v as number }), /createMesh: `connectTimeoutMs` \(MeshConfig's connectTimeout\) must be a number of milliseconds of at least 1, got /);
     }
-    await assert.rejects(createMesh({ service: 'a', config: [], meshConfig: 'connectTimeout: soon\n' }), /createMesh: `meshConfig\.connectTimeout` must be a duration of at least 1ms such as "10s", got "soon"/);
-    await assert.rejects(createMesh({ service: 'a', config: [], meshConfig: { connectTimeout: '0s' } }), /`meshConfig\.connectTimeout` must be a duration/);
+    await assert.rejects(createMesh({ service: 'a', config: [], meshConfig: 'connectTimeout: soon\n' }), /createMesh: `meshConfig\.connectTimeout` must be a duration of whole milliseconds from 1ms to 1h \(as istiod validates it\) such as "10s", got "soon"/);
+    // istiod's ValidateConnectTimeout: below 1ms, above 1h, or finer than a millisecond.
+    for (const v of ['0s', '2h', '1500us']) await assert.rejects(createMesh({ service: 'a', config: [], meshConfig: { connectTimeout: v } }), new RegExp(`\`meshConfig\\.connectTimeout\` must be a duration of whole milliseconds from 1ms to 1h .*got "${v}"`));
+    const hour = await createMesh({ service: 'a', config: [], meshConfig: { connectTimeout: '1h' } });
+    await hour.close();
   });
 });
