@@ -39,7 +39,7 @@ export interface RetryPolicy {
    * to a route with a hash policy only when `retryIgnorePreviousHosts: true` is written
    * (retry.ConvertPolicy leaves the default predicate out then) — except on the default route of a
    * service without a VirtualService, whose policy istiod converts without the hash policy
-   * (BuildDefaultHTTPOutboundRoute), so there it is `retryIgnorePreviousHosts` ({@link defaultRouteRetry}).
+   * (BuildDefaultHTTPOutboundRoute), so there it is `retryIgnorePreviousHosts` (`defaultRouteRetry`).
    */
   readonly retryIgnorePreviousHostsSet: boolean;
   readonly retryRemoteLocalities: boolean;
