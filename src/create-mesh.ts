@@ -30,7 +30,7 @@ import { checkAccessLogOptions } from './telemetry/access-log/config.ts';
 import { CredentialHolder } from './security/identity/credentials.ts';
 import { resolveProxyHeaders } from './core/proxy-headers.ts';
 import { applyMeshConfig, checkDefaultRetryPolicy } from './mesh-config-option.ts';
-import { compileStateAsync, type GoodState } from './control-plane/state.ts';
+import { compileStateAsync, type GoodState, type StateCompileOptions } from './control-plane/state.ts';
 import type { GatewayNames } from './outbound/gateway-names.ts';
 import type { Snapshot } from './routing/compile.ts';
 import { localityLbSettingProblems } from './config/validate/load-balancer.ts';
@@ -197,16 +197,15 @@ async function createControlPlaneMesh(o: MeshOptions, signal: AbortSignal | unde
   // The control plane's CA is the default identity of a mesh with a control plane (MeshOptions.identity).
   const credentials = new CredentialHolder();
   const gatewayNames = meshGatewayNames(o, o.logger ?? DEFAULT_LOGGER);
-  const networks = networkSettingsWith(o, gatewayNames);
+  // The mesh's settings every compile of the control plane's state reads (first config, pushes, gateway answers).
+  const compileSettings: StateCompileOptions = { rootNamespace: o.rootNamespace, networks: networkSettingsWith(o, gatewayNames), defaultHttpRetryPolicy: o.defaultHttpRetryPolicy };
   const fromCa = (o.identity ?? 'control-plane') === 'control-plane';
   const source = new ControlPlaneSource({
     urls,
     token,
     ca,
     workload: workloadOf(o),
-    rootNamespace: o.rootNamespace,
-    defaultHttpRetryPolicy: o.defaultHttpRetryPolicy,
-    networks,
+    ...compileSettings,
     gatewayNames,
     locality: o.locality ?? '',
     // The identity defaults to the control plane's CA in control-plane mode.
@@ -264,7 +263,7 @@ async function createControlPlaneMesh(o: MeshOptions, signal: AbortSignal | unde
       return { identity: d.identity, inboundTls: d.inboundTls };
     },
   });
-  recompileOnGatewayChange(gatewayNames, () => source.state, (state) => compileStateAsync(state, workloadOf(o), { rootNamespace: o.rootNamespace, networks, defaultHttpRetryPolicy: o.defaultHttpRetryPolicy }, gatewayNames), mesh, o.logger ?? DEFAULT_LOGGER);
+  recompileOnGatewayChange(gatewayNames, () => source.state, (state) => compileStateAsync(state, workloadOf(o), compileSettings, gatewayNames), mesh, o.logger ?? DEFAULT_LOGGER);
   return mesh;
 }
 

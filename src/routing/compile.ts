@@ -70,7 +70,7 @@ export interface CompileOptions {
    * MeshConfig's `defaultHttpRetryPolicy`: the retry policy of every HTTP and gRPC route without
    * `retries` (VirtualService rules, Gateway API routes, the default route of a service without a
    * VirtualService). Validated by the caller (`createMesh` refuses a bad one). Absent: Istio's
-   * default (2 retries on connect-failure, refused-stream, unavailable, cancelled, 503).
+   * default (2 retries on connect-failure, refused-stream, unavailable, cancelled; no status code).
    */
   readonly defaultHttpRetryPolicy?: HTTPRetry | undefined;
   /** @internal What the previous compile for this workload made, reused where unchanged (see {@link CompileCache}). */
