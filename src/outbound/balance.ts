@@ -121,7 +121,7 @@ export function balanceLayer(o: BalanceLayerOptions): Layer {
       const ch = cs.hash;
       req.hash = ch === undefined ? -1 : hashKey(ch, ex, o);
       const retry = (ex.route as CompiledRoute).retry;
-      // Istio: with consistent hashing, only an explicit retryIgnorePreviousHosts: true avoids tried hosts.
+      // Istio: with consistent hashing, only an explicit retryIgnorePreviousHosts: true avoids tried hosts (Set: true as well on a default route or a weighted rule, whose policy istiod converts without the hash policy).
       req.avoid = (ch === undefined ? retry.retryIgnorePreviousHosts : retry.retryIgnorePreviousHostsSet) ? (ex.tried as HostState[] | undefined) : undefined;
       const host = cs.picker.pick(req as PickRequest);
       if (host === undefined) {

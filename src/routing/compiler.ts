@@ -27,7 +27,7 @@ import {
   compileRetry,
   compileRewrite,
   compileTimeout,
-  defaultRouteRetry,
+  retryWithoutHashPolicy,
   type RetryPolicy,
 } from './route-policy.ts';
 import { describeRoute, type Cluster, type CompiledRoute, type MirrorTarget, type RouteDecision, type RouteTarget } from './route-table.ts';
@@ -226,7 +226,8 @@ export class Compiler {
       targets: Object.freeze(targets),
       cumulativeWeights: Object.freeze(cumulative),
       timeoutMs: compileTimeout(rule.timeout),
-      retry: compileRetry(rule.retries, this.#defaultRetry),
+      // Weighted clusters: istiod converts the policy without the hash policy (route.go), tried hosts stay avoided.
+      retry: weightedClusters ? retryWithoutHashPolicy(compileRetry(rule.retries, this.#defaultRetry)) : compileRetry(rule.retries, this.#defaultRetry),
       fault: compileFault(rule.fault),
       mirrors: Object.freeze(mirrors),
       requestHeaders,
@@ -276,7 +277,7 @@ export class Compiler {
   /**
    * The route of a service without a VirtualService: everything to the service's port, with the
    * mesh's default retry policy (istiod's BuildDefaultHTTPOutboundRoute: `defaultHttpRetryPolicy`,
-   * else Istio's), its previous-hosts predicate kept under consistent hashing ({@link defaultRouteRetry}).
+   * else Istio's), its previous-hosts predicate kept under consistent hashing (`retryWithoutHashPolicy`).
    * Otherwise the same route as `route()` makes of `{ route: [{ destination: { host, port } }] }`
    * (a test holds them equal), built directly: most services of a mesh have no VirtualService,
    * and every config push compiles one of these per service and port.
@@ -295,7 +296,7 @@ export class Compiler {
       responseHeaders: undefined,
       authority: undefined,
     });
-    return singleTargetRoute('default', target, defaultRouteRetry(compileRetry(undefined, this.#defaultRetry)));
+    return singleTargetRoute('default', target, retryWithoutHashPolicy(compileRetry(undefined, this.#defaultRetry)));
   }
 }
 

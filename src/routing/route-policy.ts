@@ -37,9 +37,10 @@ export interface RetryPolicy {
   /**
    * Tried hosts are avoided under consistent hashing too. Istio adds the previous-hosts predicate
    * to a route with a hash policy only when `retryIgnorePreviousHosts: true` is written
-   * (retry.ConvertPolicy leaves the default predicate out then) — except on the default route of a
-   * service without a VirtualService, whose policy istiod converts without the hash policy
-   * (BuildDefaultHTTPOutboundRoute), so there it is `retryIgnorePreviousHosts` (`defaultRouteRetry`).
+   * (retry.ConvertPolicy leaves the default predicate out then) — except where istiod converts the
+   * policy without the hash policy: the default route of a service without a VirtualService
+   * (BuildDefaultHTTPOutboundRoute) and a rule with more than one destination (route.go passes
+   * `consistentHash` only for a single one), so there it is `retryIgnorePreviousHosts` (`retryWithoutHashPolicy`).
    */
   readonly retryIgnorePreviousHostsSet: boolean;
   readonly retryRemoteLocalities: boolean;
@@ -85,12 +86,15 @@ export function compileMeshDefaultRetry(r: HTTPRetry): RetryPolicy {
 const defaultRouteRetries = new WeakMap<RetryPolicy, RetryPolicy>();
 
 /**
- * The retry policy of the default route of a service without a VirtualService: istiod's
- * BuildDefaultHTTPOutboundRoute converts it with `retry.ConvertPolicy(policy, false)` — as if the
- * route had no hash policy, though a DestinationRule's consistent hash gives it one — so the
+ * A retry policy as istiod converts it with `retry.ConvertPolicy(policy, false)` — as if the route
+ * had no hash policy, though a DestinationRule's consistent hash gives it one — so the
  * previous-hosts predicate stays under consistent hashing unless `retryIgnorePreviousHosts: false`.
+ * istiod does so for the default route of a service without a VirtualService
+ * (BuildDefaultHTTPOutboundRoute) and for a rule with more than one destination, even when all but
+ * one weigh 0 (pilot/pkg/networking/core/route/route.go: `consistentHash` is set only under
+ * `len(in.Route) == 1`; the weighted clusters' hash policies are added all the same).
  */
-export function defaultRouteRetry(p: RetryPolicy): RetryPolicy {
+export function retryWithoutHashPolicy(p: RetryPolicy): RetryPolicy {
   if (p.retryIgnorePreviousHostsSet === p.retryIgnorePreviousHosts) return p;
   let out = defaultRouteRetries.get(p);
   if (out === undefined) {

@@ -82,6 +82,42 @@ describe('retries with consistent hashing', () => {
     });
   }
 
+  test("a rule with more than one destination keeps avoiding the key's failing endpoint: istiod makes weighted clusters of it and converts its policy without the hash policy (route.go: consistentHash only for a single destination)", async () => {
+    const lb = { consistentHash: { httpHeaderName: 'x-user' } } as const;
+    const bad = await startUpstream('bad-weighted', (_q, res) => {
+      res.statusCode = 503;
+      res.end('down');
+    });
+    const good = await startUpstream('good-weighted');
+    ups.push(bad, good);
+    const key = keyOwnedBy([bad, good], bad, lb);
+    const retries = { attempts: 2, retryOn: '5xx' };
+    const config = [
+      serviceEntry('svc', SVC, 80, [bad, good].map((u) => ({ port: u.port, labels: { version: 'v1' } }))),
+      destinationRule('svc', SVC, { trafficPolicy: { loadBalancer: lb }, subsets: [{ name: 'v1', labels: { version: 'v1' } }, { name: 'v2', labels: { version: 'v2' } }] }),
+    ];
+    // v2 takes nothing yet (a canary at 0 %, no endpoint: analysis off): the rule is still a weighted one.
+    const split = [{ destination: { host: SVC, subset: 'v1' }, weight: 100 }, { destination: { host: SVC, subset: 'v2' }, weight: 0 }];
+    const weighted = await createMesh({ service: 'client', random: seededRandom(5), analysis: 'off', config: [...config, virtualService('svc', [SVC], [{ route: split, retries }])] });
+    try {
+      const r = await call(weighted, `http://${SVC}/`, { headers: { 'x-user': key } });
+      assert.equal(r.status, 200);
+      assert.equal(r.upstream, good.name);
+      assert.equal(bad.hits, 1, 'the first attempt went to the key’s endpoint, the retry elsewhere');
+    } finally {
+      await weighted.close();
+    }
+    // The same rule with its one destination: the hash policy leaves the predicate out.
+    const single = await createMesh({ service: 'client', random: seededRandom(5), analysis: 'off', config: [...config, virtualService('svc', [SVC], [{ route: [{ destination: { host: SVC, subset: 'v1' } }], retries }])] });
+    try {
+      const r = await call(single, `http://${SVC}/`, { headers: { 'x-user': key } });
+      assert.equal(r.status, 503);
+      assert.equal(bad.hits, 1 + 3, 'every attempt of the single-destination rule went to the key’s endpoint');
+    } finally {
+      await single.close();
+    }
+  });
+
   test("a service without a VirtualService keeps avoiding the key's failing endpoint: istiod converts its default route's policy without the hash policy (BuildDefaultHTTPOutboundRoute); a rule without retries does not", async () => {
     const lb = { consistentHash: { httpHeaderName: 'x-user' } } as const;
     const bad = await startUpstream('bad-default', (_q, res) => {
