@@ -14,6 +14,11 @@ describe('startTelemetry()', () => {
     ['a port out of range', { prometheus: { port: 70000 } }, /prometheus\.port must be a port number.*70000/],
     ['a fractional port', { prometheus: { port: 1.5 } }, /prometheus\.port/],
     ['a bad export interval', { otlp: { exportIntervalMs: 0 } }, /otlp\.exportIntervalMs must be a positive number/],
+    // 0 dropped every counter that did not move since the last scrape; less than 0, every series at every scrape.
+    ['an idle time of 0', { otlp: false, prometheus: { port: 0, host: '127.0.0.1', idleSeriesMs: 0 } }, /prometheus\.idleSeriesMs must be a number of milliseconds of at least 1, got 0$/],
+    ['a negative idle time', { otlp: false, prometheus: { port: 0, host: '127.0.0.1', idleSeriesMs: -1 } }, /prometheus\.idleSeriesMs must be .*, got -1$/],
+    ['an idle time as text', { otlp: false, prometheus: { port: 0, host: '127.0.0.1', idleSeriesMs: '10m' as never } }, /prometheus\.idleSeriesMs must be .*, got "10m"$/],
+    ['an idle time NaN', { otlp: false, prometheus: { port: 0, host: '127.0.0.1', idleSeriesMs: Number.NaN } }, /prometheus\.idleSeriesMs must be .*, got NaN$/],
     ['a bad temporality', { otlp: { temporality: 'sideways' as 'delta' } }, /otlp\.temporality must be 'cumulative' or 'delta', got "sideways"/],
     ['a misspelt option', { serviceNam: 'x' } as never, /^startTelemetry: unknown option "serviceNam" \(did you mean "serviceName"\?\)$/],
     ['a misspelt otlp option', { otlp: { endpont: 'http://c:4318' } } as never, /^startTelemetry: unknown option "otlp\.endpont" \(did you mean "otlp\.endpoint"\?\)$/],
@@ -22,7 +27,12 @@ describe('startTelemetry()', () => {
   for (const [name, options, message] of bad) {
     it(`refuses ${name}, naming the option`, async () => {
       // The error every meshlet API throws for a bad argument: a MeshletError with its code.
-      await assert.rejects(startTelemetry(options), (e: unknown) => e instanceof InvalidArgumentError && e.code === 'MESHLET_ERR_INVALID_ARG' && message.test(e.message));
+      // Started after all (a check missing): stopped again, so the test fails rather than hangs.
+      const started = startTelemetry(options).then(async (t) => {
+        await t.shutdown();
+        return t;
+      });
+      await assert.rejects(started, (e: unknown) => e instanceof InvalidArgumentError && e.code === 'MESHLET_ERR_INVALID_ARG' && message.test(e.message));
     });
   }
 

@@ -61,7 +61,7 @@ export interface PrometheusOptions {
   readonly host?: string | undefined;
   /** @defaultValue ['/stats/prometheus', '/metrics'] */
   readonly paths?: readonly string[] | undefined;
-  /** A series unchanged this long leaves the output (Istio's proxy rotates its stats the same way). @defaultValue 600000 (10 minutes) */
+  /** A series unchanged this long leaves the output (Istio's proxy rotates its stats the same way); at least 1 ms. @defaultValue 600000 (10 minutes) */
   readonly idleSeriesMs?: number | undefined;
   /** Leave out `target_info`. @defaultValue false */
   readonly withoutTargetInfo?: boolean | undefined;
@@ -124,6 +124,9 @@ export async function startTelemetry(options: StartTelemetryOptions = {}): Promi
   const promOn = options.prometheus !== false;
   const prom: PrometheusOptions = typeof options.prometheus === 'object' ? options.prometheus : {};
   checkPort(prom.port, 'prometheus.port');
+  // As createMesh's telemetry.metrics.idleSeriesMs: 0 dropped every series unchanged since the last scrape (a quiet counter), less every series at every scrape.
+  const idle = prom.idleSeriesMs;
+  if (idle !== undefined && !(typeof idle === 'number' && idle >= 1)) throw new InvalidArgumentError(`startTelemetry: prometheus.idleSeriesMs must be a number of milliseconds of at least 1, got ${typeof idle === 'string' ? JSON.stringify(idle) : String(idle)}`);
   if (otlp.exportIntervalMs !== undefined && !(Number.isFinite(otlp.exportIntervalMs) && otlp.exportIntervalMs > 0)) throw new InvalidArgumentError(`startTelemetry: otlp.exportIntervalMs must be a positive number of milliseconds, got ${String(otlp.exportIntervalMs)}`);
   if (otlp.temporality !== undefined && otlp.temporality !== 'cumulative' && otlp.temporality !== 'delta') throw new InvalidArgumentError(`startTelemetry: otlp.temporality must be 'cumulative' or 'delta', got ${JSON.stringify(otlp.temporality)}`);
   if (otlp.protocol !== undefined) checkOtlpProtocol(otlp.protocol, 'otlp.protocol');
