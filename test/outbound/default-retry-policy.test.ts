@@ -146,6 +146,24 @@ describe('defaultHttpRetryPolicy', () => {
       await mesh.close();
     }
   });
+  // istiod's ValidateMeshConfig checks no defaultHttpRetryPolicy, retry.go's parseRetryOn trims each item
+  // (strings.TrimSpace), and Envoy's parseRetryOn splits with trimming: "5xx, reset" is taken as it is meant.
+  test('retryOn items with spaces around them: applied (trimmed) without a warning that Istio refuses them, which it does not in MeshConfig', async () => {
+    const u = await upstream('spaced', always503);
+    const warnings: string[] = [];
+    const logger = { warn: (m: string) => warnings.push(m), info: () => undefined };
+    for (const opts of [{ defaultHttpRetryPolicy: { attempts: 2, retryOn: '5xx, reset' } }, { meshConfig: 'defaultHttpRetryPolicy:\n  attempts: 2\n  retryOn: "5xx, reset"\n' }]) {
+      const mesh = await meshWith([u.port], undefined, { ...opts, logger });
+      try {
+        u.seen.length = 0;
+        assert.equal((await call(mesh, 'http://svc/')).status, 503);
+        assert.equal(u.seen.length, 3, '5xx retried twice');
+      } finally {
+        await mesh.close();
+      }
+    }
+    assert.deepEqual(warnings.filter((w) => /spaces/.test(w)), []);
+  });
 });
 
 describe('defaultHttpRetryPolicy: refused when invalid, naming the option', () => {
@@ -170,4 +188,5 @@ describe('defaultHttpRetryPolicy: refused when invalid, naming the option', () =
     await mesh.close();
     assert.ok(warnings.some((w) => /defaultHttpRetryPolicy\.retryRemoteLocalities: not supported by meshlet/.test(w)), warnings.join(' | '));
   });
+
 });
