@@ -278,6 +278,11 @@ export class InboundObservation implements InboundEndMessage {
     return this.#start.changedHeaders;
   }
 
+  /** True when a subscriber wrapped the rest of the request (then run it through {@link run}). */
+  get wraps(): boolean {
+    return this.#start.wrap !== undefined;
+  }
+
   /** Runs `fn` inside what subscribers wrapped around the request (or as is). */
   run(fn: () => void): void {
     const w = this.#start.wrap;
