@@ -347,6 +347,8 @@ export class InboundObservation implements InboundEndMessage {
     this.authzPolicy = authzPolicyOf(j?.authz);
     this.sni = j?.sni ?? this.#conn.sni;
     this.#headersUnread = sent;
+    // Read out: a subscriber that keeps the message (a batching access log) does not keep the phases' view of the request.
+    this.#judged = undefined;
     ch.publish(this);
   }
 }
