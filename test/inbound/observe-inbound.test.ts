@@ -127,6 +127,47 @@ describe('without subscribers', () => {
       unsubscribe('meshlet:inbound:end', onEnd);
     }
   });
+
+  it("the end message's own fields are the message's, in its order (a spread or JSON of it sees the same data), and nothing of the observation's", () => {
+    // The observation is the end message (no copy made at the end): its own state stays private.
+    const req = new IncomingMessage(new Socket());
+    req.httpVersionMajor = 1;
+    const res = new ServerResponse(req);
+    res.setHeader('content-type', 'text/plain');
+    const starts: InboundStartMessage[] = [];
+    const ends: InboundEndMessage[] = [];
+    const onStart = (m: unknown) => starts.push(m as InboundStartMessage);
+    const onEnd = (m: unknown) => ends.push(m as InboundEndMessage);
+    subscribe('meshlet:inbound:start', onStart);
+    subscribe('meshlet:inbound:end', onEnd);
+    try {
+      const conn = { remoteAddress: '127.0.0.1', remotePort: 1, localPort: 2, localAddress: '127.0.0.2', scheme: 'http' as const };
+      const headers = { host: 'a' };
+      const clock = new ManualClock();
+      const workload = { service: 's', namespace: 'n', labels: {}, serviceAccount: 'default' };
+      const ob = observeInbound({ workload, clock }, req, res, headers, 'GET', 'a', '/p', conn);
+      assert.ok(ob !== undefined);
+      clock.advance(7);
+      res.emit('close');
+      const m = ends[0] as InboundEndMessage;
+      assert.deepEqual(Object.keys(m), [
+        'workload', 'request', 'protocol', 'method', 'scheme', 'authority', 'path', 'headers', 'peerMetadata', 'status', 'grpcStatus', 'flags', 'details', 'deniedBy', 'deniedBefore',
+        'requestBytes', 'responseBytes', 'durationMs', 'endedAt', 'mtls', 'peer', 'requestPrincipal', 'authzPolicy', 'remoteAddress', 'remotePort', 'localAddress', 'localPort', 'sni', 'error',
+      ]);
+      assert.deepEqual({ ...m }, {
+        workload, request: req, protocol: 'http1', method: 'GET', scheme: 'http', authority: 'a', path: '/p', headers, peerMetadata: undefined, status: 0, grpcStatus: -1, flags: 'UC', details: 'upstream_reset_before_response_started{connection_termination}', deniedBy: undefined, deniedBefore: undefined,
+        requestBytes: m.requestBytes, responseBytes: 0, durationMs: 7, endedAt: clock.now(), mtls: false, peer: undefined, requestPrincipal: undefined, authzPolicy: undefined, remoteAddress: '127.0.0.1', remotePort: 1, localAddress: '127.0.0.2', localPort: 2, sni: undefined, error: undefined,
+      });
+      // Nothing was sent: no response headers.
+      assert.equal(m.responseHeaders, undefined);
+      // The start message is a message of its own, left as it was published.
+      assert.notEqual(starts[0], m);
+      assert.equal(starts[0]?.path, '/p');
+    } finally {
+      unsubscribe('meshlet:inbound:start', onStart);
+      unsubscribe('meshlet:inbound:end', onEnd);
+    }
+  });
 });
 
 describe('meshlet:inbound:start / :end through every server entry point', () => {

@@ -350,7 +350,8 @@ export function fastifyPlugin(guard: () => InboundGuard, hint?: (req: IncomingMe
       const mx = g.peerExchange === undefined ? undefined : exchangePeerMetadata(g.peerExchange, headers, raw, reply.raw);
       // An absolute-form Host, or the exchange taking the caller's metadata headers off the view: its names are listed then.
       const ob = observeInbound(g.observer, raw, reply.raw, headers, request.method, authority, request.url, conn, mx, !changed && mx === undefined ? names : undefined);
-      if (ob === undefined) judgeFastify(g, request, reply, next, headers, authority, conn, changed, undefined, l);
+      // Observed, and nothing wraps the rest of the request (metrics without a tracer): judged as it is, no closure made.
+      if (ob?.wraps !== true) judgeFastify(g, request, reply, next, headers, authority, conn, changed, ob, l);
       else judgeObserved(ob, g, request, reply, next, headers, authority, conn, changed, l);
     });
     done();

@@ -184,7 +184,8 @@ export function serveNode(guard: InboundGuard, req: MeshRequest, res: ServerResp
   const mx = guard.peerExchange === undefined ? undefined : exchangePeerMetadata(guard.peerExchange, headers, req, res);
   // The exchange takes the caller's metadata headers off the view: its names are listed then.
   const ob = observeInbound(guard.observer, req, res, headers, method, authority, path, conn, mx, mx === undefined ? names : undefined);
-  if (ob === undefined) judgeNode(guard, req, res, next, rewrite, mounted, headers, method, authority, path, conn, abs !== undefined || hostReplaced, undefined);
+  // Observed, and nothing wraps the rest of the request (metrics without a tracer): judged as it is, no closure made.
+  if (ob?.wraps !== true) judgeNode(guard, req, res, next, rewrite, mounted, headers, method, authority, path, conn, abs !== undefined || hostReplaced, ob);
   else judgeObserved(ob, guard, req, res, next, rewrite, mounted, headers, method, authority, path, conn, abs !== undefined || hostReplaced);
 }
 

@@ -97,92 +97,6 @@ function responseHeadersOf(res: ServerResponse, d: Denial | undefined): InboundE
   return { ...h, ...d.headers, 'content-type': h['content-type'] ?? 'text/plain' };
 }
 
-/**
- * An `inbound:end` message whose `responseHeaders` are copied out of the response when a
- * subscriber first reads them (`getHeaders()` copies every header set; most subscribers — the
- * standard metrics, an unsampled request's tracing — never read them). The response's headers
- * cannot change once it was sent, so a later read sees what was sent.
- */
-class InboundEnd implements InboundEndMessage {
-  readonly workload: InboundEndMessage['workload'];
-  readonly request: object;
-  readonly protocol: Protocol;
-  readonly method: string;
-  readonly scheme: 'http' | 'https';
-  readonly authority: string;
-  readonly path: string;
-  readonly headers: Headers;
-  readonly peerMetadata: PeerHeaders | undefined;
-  readonly status: number;
-  readonly grpcStatus: number;
-  readonly flags: string;
-  readonly details: string;
-  readonly deniedBy: string | undefined;
-  readonly deniedBefore: string | undefined;
-  readonly requestBytes: number;
-  readonly responseBytes: number;
-  readonly durationMs: number;
-  readonly endedAt: number;
-  readonly mtls: boolean;
-  readonly peer: InboundEndMessage['peer'];
-  readonly requestPrincipal: string | undefined;
-  readonly authzPolicy: string | undefined;
-  readonly remoteAddress: string;
-  readonly remotePort: number;
-  readonly localAddress: string | undefined;
-  readonly localPort: number;
-  readonly sni: string | undefined;
-  readonly error: Error | undefined = undefined;
-  /** The response, while its headers were not read yet (sent: undefined when none were). */
-  #res: ServerResponse | undefined;
-  readonly #denial: Denial | undefined;
-  #responseHeaders: InboundEndMessage['responseHeaders'];
-
-  constructor(s: InboundStartMessage, req: IncomingMessage, res: ServerResponse, sent: boolean, j: InboundRequest | undefined, conn: ConnectionInfo, peerMetadata: PeerHeaders | undefined, d: Denial | undefined, flags: string, details: string, grpcStatus: number, requestBytes: number, responseBytes: number, startedAt: number, endedAt: number) {
-    // The mTLS peer as the phases saw it, else as the connection proved it (a request refused before any phase).
-    const peer = j?.peer ?? conn.peer;
-    this.workload = s.workload;
-    this.request = req;
-    this.protocol = s.protocol;
-    this.method = s.method;
-    this.scheme = s.scheme;
-    this.authority = s.authority;
-    this.path = j?.path ?? s.path;
-    this.headers = j?.headers ?? s.headers;
-    this.peerMetadata = peerMetadata;
-    this.status = sent && !(d?.closeConnection === true) ? res.statusCode : 0;
-    this.grpcStatus = grpcStatus;
-    this.flags = flags;
-    this.details = details;
-    this.deniedBy = d?.phase;
-    this.deniedBefore = d?.before;
-    this.requestBytes = requestBytes;
-    this.responseBytes = responseBytes;
-    this.durationMs = endedAt - startedAt;
-    this.endedAt = endedAt;
-    this.mtls = peer !== undefined;
-    this.peer = peer;
-    this.requestPrincipal = j?.requestPrincipal;
-    this.authzPolicy = authzPolicyOf(j?.authz);
-    this.remoteAddress = s.remoteAddress;
-    this.remotePort = s.remotePort;
-    this.localAddress = s.localAddress;
-    this.localPort = s.localPort;
-    this.sni = j?.sni ?? conn.sni;
-    this.#res = sent ? res : undefined;
-    this.#denial = d;
-  }
-
-  get responseHeaders(): InboundEndMessage['responseHeaders'] {
-    const res = this.#res;
-    if (res !== undefined) {
-      this.#res = undefined;
-      this.#responseHeaders = responseHeadersOf(res, this.#denial);
-    }
-    return this.#responseHeaders;
-  }
-}
-
 /** The `inbound:start` message of a request a server adapter of the mesh got. */
 export function startMessage(o: InboundObserver, req: object, protocol: Protocol, method: string, authority: string, path: string, headers: Headers, conn: ConnectionInfo): InboundStartMessage {
   return {
@@ -219,7 +133,9 @@ function contentLength(req: IncomingMessage): number | undefined {
 }
 
 /**
- * One observed request, from its start to its end message.
+ * One observed request, from its start to its end — and its `inbound:end` message: the message
+ * is this object (its own fields are the message's, set from the start and filled in when the
+ * request ends), not a copy made then; what it keeps for itself is private.
  *
  * Sizes are approximations from the socket's counters, so the streams stay untouched:
  * - request bytes: the head (request line and header lines, as received) plus the body — none
@@ -230,10 +146,46 @@ function contentLength(req: IncomingMessage): number | undefined {
  *   (status line, headers, body and chunked framing). For HTTP/1.1 keep-alive connections this
  *   is exact; with pipelined requests (rare), bytes of a neighbour may be counted; over TLS it is
  *   what Node's TLS socket reports.
+ *
+ * `responseHeaders` is copied out of the response when a subscriber first reads it
+ * (`getHeaders()` copies every header set; most subscribers — the standard metrics, an unsampled
+ * request's tracing — never read it). The response's headers cannot change once it was sent, so
+ * a later read sees what was sent.
  */
-export class InboundObservation {
-  readonly start: InboundStartMessage;
-  readonly #req: IncomingMessage;
+export class InboundObservation implements InboundEndMessage {
+  // ── the inbound:end message ──
+  readonly workload: WorkloadIdentity;
+  readonly request: object;
+  readonly protocol: Protocol;
+  readonly method: string;
+  readonly scheme: 'http' | 'https';
+  readonly authority: string;
+  path: string;
+  headers: Headers;
+  readonly peerMetadata: PeerHeaders | undefined;
+  status = 0;
+  grpcStatus = -1;
+  flags = '';
+  details = '';
+  deniedBy: string | undefined = undefined;
+  deniedBefore: string | undefined = undefined;
+  requestBytes = 0;
+  responseBytes = 0;
+  durationMs = 0;
+  endedAt = 0;
+  mtls = false;
+  peer: InboundEndMessage['peer'] = undefined;
+  requestPrincipal: string | undefined = undefined;
+  authzPolicy: string | undefined = undefined;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localAddress: string | undefined;
+  readonly localPort: number;
+  sni: string | undefined = undefined;
+  readonly error: Error | undefined = undefined;
+
+  // ── the observation's own ──
+  readonly #start: InboundStartMessage;
   readonly #res: ServerResponse;
   readonly #socket: Socket;
   readonly #clock: Clock;
@@ -250,13 +202,26 @@ export class InboundObservation {
   #ended = false;
   /** How many header names the request had before `inbound:start` was published (-1: not published). */
   #names: number;
-
-  readonly #peerMetadata: PeerHeaders | undefined;
+  /** The response was sent and its headers were not read yet. */
+  #headersUnread = false;
+  #responseHeaders: InboundEndMessage['responseHeaders'];
 
   constructor(o: InboundObserver, req: IncomingMessage, res: ServerResponse, headers: Headers, method: string, authority: string, path: string, conn: ConnectionInfo, peerMetadata: PeerHeaders | undefined, names: number | undefined) {
-    this.#peerMetadata = peerMetadata;
+    const protocol: Protocol = isGrpcContentType(headers['content-type']) ? 'grpc' : req.httpVersionMajor === 2 || cameOverHttp2(req.socket) ? 'http2' : 'http1';
+    this.workload = o.workload;
+    this.request = req;
+    this.protocol = protocol;
+    this.method = method;
+    this.scheme = conn.scheme;
+    this.authority = authority;
+    this.path = path;
+    this.headers = headers;
+    this.peerMetadata = peerMetadata;
+    this.remoteAddress = conn.remoteAddress;
+    this.remotePort = conn.remotePort;
+    this.localAddress = conn.localAddress;
+    this.localPort = conn.localPort;
     this.#names = names ?? -1;
-    this.#req = req;
     this.#res = res;
     this.#socket = req.socket;
     this.#clock = o.clock;
@@ -264,8 +229,7 @@ export class InboundObservation {
     this.#startedAt = o.clock.now();
     this.#written0 = this.#socket.bytesWritten;
     this.#headBytes = headBytes(req);
-    const protocol: Protocol = isGrpcContentType(headers['content-type']) ? 'grpc' : req.httpVersionMajor === 2 || cameOverHttp2(req.socket) ? 'http2' : 'http1';
-    this.start = startMessage(o, req, protocol, method, authority, path, headers, conn);
+    this.#start = startMessage(o, req, protocol, method, authority, path, headers, conn);
     this.#bodyless = req.httpVersionMajor === 1 && headers['content-length'] === undefined && headers['transfer-encoding'] === undefined;
     // Read only when the request may have a body: an HTTP/1 request without Content-Length or
     // Transfer-Encoding has none (RFC 9112 §6.3), which is how Node's parser reads it too.
@@ -274,15 +238,20 @@ export class InboundObservation {
     // observed responses another shape than the app's others (a raw server's in the same process),
     // and node:http's and the framework's code would run polymorphic on them.
     res.on('close', () => this.#end());
-    if (responseChannels.inbound.hasSubscribers) {
-      const start = this.start;
-      const startedAt = this.#startedAt;
-      seeHead(res, (status, headerNames, grpc) => {
-        if (!responseChannels.inbound.hasSubscribers) return;
-        const g = grpc === undefined ? -1 : Number(grpc);
-        responseChannels.inbound.publish({ workload: start.workload, request: req, protocol: start.protocol, status, grpcStatus: Number.isInteger(g) && g >= 0 ? g : -1, headerNames, latencyMs: o.clock.now() - startedAt } satisfies InboundResponseMessage);
-      });
+    if (responseChannels.inbound.hasSubscribers) seeResponseHead(o, req, res, this.#start, this.#startedAt);
+  }
+
+  /** The `inbound:start` message. */
+  get start(): InboundStartMessage {
+    return this.#start;
+  }
+
+  get responseHeaders(): InboundEndMessage['responseHeaders'] {
+    if (this.#headersUnread) {
+      this.#headersUnread = false;
+      this.#responseHeaders = responseHeadersOf(this.#res, this.#denial);
     }
+    return this.#responseHeaders;
   }
 
   /** Publishes the start (subscribers may set `wrap` and add headers). */
@@ -291,8 +260,8 @@ export class InboundObservation {
       this.#names = -1;
       return;
     }
-    if (this.#names === -1) this.#names = Object.keys(this.start.headers).length;
-    channels.inboundStart.publish(this.start);
+    if (this.#names === -1) this.#names = Object.keys(this.#start.headers).length;
+    channels.inboundStart.publish(this.#start);
   }
 
   /**
@@ -301,17 +270,22 @@ export class InboundObservation {
    * they did not (`headersChanged` false) — then the view is as the subscribers left it.
    */
   get added(): boolean {
-    return this.#names !== -1 && Object.keys(this.start.headers).length !== this.#names;
+    return this.#names !== -1 && Object.keys(this.#start.headers).length !== this.#names;
   }
 
   /** Names of headers whose values subscribers set (undefined when none). */
   get changed(): readonly string[] | undefined {
-    return this.start.changedHeaders;
+    return this.#start.changedHeaders;
+  }
+
+  /** True when a subscriber wrapped the rest of the request (then run it through {@link run}). */
+  get wraps(): boolean {
+    return this.#start.wrap !== undefined;
   }
 
   /** Runs `fn` inside what subscribers wrapped around the request (or as is). */
   run(fn: () => void): void {
-    const w = this.start.wrap;
+    const w = this.#start.wrap;
     if (w === undefined) fn();
     else w(fn);
   }
@@ -333,8 +307,7 @@ export class InboundObservation {
     const ch = channels.inboundEnd;
     if (!ch.hasSubscribers) return;
     const res = this.#res;
-    const req = this.#req;
-    const s = this.start;
+    const req = this.request as IncomingMessage;
     const finished = res.writableFinished;
     const sent = finished || res.headersSent;
     let flags = '';
@@ -347,13 +320,46 @@ export class InboundObservation {
     } else if (!finished) {
       ({ flags, details } = unfinished(this.#socket, sent));
     }
+    const j = this.#judged;
+    // The mTLS peer as the phases saw it, else as the connection proved it (a request refused before any phase).
+    const peer = j?.peer ?? this.#conn.peer;
+    if (j !== undefined) {
+      this.path = j.path;
+      this.headers = j.headers;
+    }
+    this.status = sent && !(d?.closeConnection === true) ? res.statusCode : 0;
     // grpc-status is only read for gRPC (a header lookup otherwise for nothing).
-    const grpcStatus = s.protocol === 'grpc' ? grpcStatusOf(res.getHeader('grpc-status')) : -1;
+    this.grpcStatus = this.protocol === 'grpc' ? grpcStatusOf(res.getHeader('grpc-status')) : -1;
+    this.flags = flags;
+    this.details = details;
+    this.deniedBy = d?.phase;
+    this.deniedBefore = d?.before;
     const cl = this.#bodyless ? 0 : contentLength(req);
     const bodyRead = this.#bodyless ? 0 : req.complete && cl !== undefined ? cl : Math.max(0, this.#socket.bytesRead - this.#read0);
-    const m = new InboundEnd(s, req, res, sent, this.#judged, this.#conn, this.#peerMetadata, d, flags, details, grpcStatus, this.#headBytes + bodyRead, Math.max(0, this.#socket.bytesWritten - this.#written0), this.#startedAt, this.#clock.now());
-    ch.publish(m);
+    this.requestBytes = this.#headBytes + bodyRead;
+    this.responseBytes = Math.max(0, this.#socket.bytesWritten - this.#written0);
+    const endedAt = this.#clock.now();
+    this.durationMs = endedAt - this.#startedAt;
+    this.endedAt = endedAt;
+    this.mtls = peer !== undefined;
+    this.peer = peer;
+    this.requestPrincipal = j?.requestPrincipal;
+    this.authzPolicy = authzPolicyOf(j?.authz);
+    this.sni = j?.sni ?? this.#conn.sni;
+    this.#headersUnread = sent;
+    // Read out: a subscriber that keeps the message (a batching access log) does not keep the phases' view of the request.
+    this.#judged = undefined;
+    ch.publish(this);
   }
+}
+
+/** Publishes `meshlet:inbound:response` when the response head is written (a function of its own: the closure captures only what it needs). */
+function seeResponseHead(o: InboundObserver, req: IncomingMessage, res: ServerResponse, start: InboundStartMessage, startedAt: number): void {
+  seeHead(res, (status, headerNames, grpc) => {
+    if (!responseChannels.inbound.hasSubscribers) return;
+    const g = grpc === undefined ? -1 : Number(grpc);
+    responseChannels.inbound.publish({ workload: start.workload, request: req, protocol: start.protocol, status, grpcStatus: Number.isInteger(g) && g >= 0 ? g : -1, headerNames, latencyMs: o.clock.now() - startedAt } satisfies InboundResponseMessage);
+  });
 }
 
 /** A `grpc-status` header's value as a number, -1 when there is none (or it is not a number). */

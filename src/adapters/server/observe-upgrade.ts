@@ -93,6 +93,11 @@ export class UpgradeObservation {
     return this.start.changedHeaders !== undefined || Object.keys(this.start.headers).length !== this.#names;
   }
 
+  /** True when a subscriber wrapped the rest of the request (then run it through {@link run}). */
+  get wraps(): boolean {
+    return this.start.wrap !== undefined;
+  }
+
   /** Runs `fn` inside what subscribers wrapped around the request (or as is). */
   run(fn: () => void): void {
     const w = this.start.wrap;

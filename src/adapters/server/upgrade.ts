@@ -83,7 +83,8 @@ export function serveUpgrade(guard: InboundGuard, req: MeshRequest, socket: Dupl
   const authority = first(headers.host) ?? '';
   const path = abs?.path ?? target;
   const ob = observeUpgrade(guard.observer, req, socket, headers, method, authority, path, conn);
-  if (ob === undefined) judgeUpgrade(guard, req, socket, next, headers, method, authority, path, conn, abs !== undefined || connect, undefined);
+  // Observed, and nothing wraps the rest of the request: judged as it is, no closure made.
+  if (ob?.wraps !== true) judgeUpgrade(guard, req, socket, next, headers, method, authority, path, conn, abs !== undefined || connect, ob);
   else ob.run(() => judgeUpgrade(guard, req, socket, next, headers, method, authority, path, conn, abs !== undefined || connect, ob));
 }
 
