@@ -163,13 +163,15 @@ function endpointsOf(cs: ClusterState | undefined, now: number, tls: TlsExplaine
 
 function target(o: Outbound, t: RouteTarget, total: number, now: number, tls: TlsExplainer | undefined, scheme: string): ExplainedTarget {
   const cs = t.cluster === undefined ? undefined : o.clusterState(t.cluster.name);
+  // Where a mesh-wide connect timeout came from (the control plane's MeshConfig), when the DestinationRule sets none.
+  const ctoFrom = cs === undefined || cs.cluster.settings.connectionPool.connectTimeoutDeclared ? undefined : o.snapshot.meshSettings?.origin?.connectTimeout;
   return {
     destination: `${t.host}:${t.port}${t.subset === undefined ? '' : ` subset ${t.subset}`}`,
     sharePercent: total === 0 ? 100 : Math.round((10000 * t.weight) / total) / 100,
     cluster: t.cluster?.name,
     missing: t.missing,
     loadBalancer: cs?.picker.toString(),
-    connectionPool: cs === undefined ? undefined : `${cs.limiter.toString()}, connect timeout ${formatDuration(cs.connectTimeoutMs)}`,
+    connectionPool: cs === undefined ? undefined : `${cs.limiter.toString()}, connect timeout ${formatDuration(cs.connectTimeoutMs)}${ctoFrom === undefined ? '' : ` (${ctoFrom})`}`,
     outlierDetection: cs?.detector?.toString(),
     ...(cs === undefined ? {} : { retryBudget: cs.budget.describe(cs.limiter.active + cs.limiter.pending) }),
     endpoints: endpointsOf(cs, now, tls, scheme),
@@ -271,7 +273,7 @@ export function explain(o: Outbound, req: ExplainRequest, tls?: TlsExplainer): E
     e = {
       ...base,
       ...unknown,
-      outboundTrafficPolicy: `${policy.mode} (${policy.source === '' ? 'the mesh’s' : policy.source})`,
+      outboundTrafficPolicy: `${policy.mode} (${policy.source === '' ? (snapshot.meshSettings?.origin?.outboundTrafficPolicy ?? 'the mesh’s') : policy.source})`,
       outcome: policy.mode === 'REGISTRY_ONLY' ? 'registry-only' : 'passthrough',
       virtualHost: undefined,
     };
