@@ -7,7 +7,9 @@
  *
  * - `defaultHttpRetryPolicy`, `connectTimeout` and `outboundTrafficPolicy` feed every compile:
  *   a changed MeshConfig compiles the config in use again and applies at once (new calls; a
- *   connect timeout to new connections).
+ *   connect timeout to new connections), as istiod's full push on a MeshConfig change rebuilds
+ *   every cluster's `connect_timeout` and every route's retry policy (pilot/pkg/bootstrap/server.go
+ *   `initMeshHandlers`).
  * - Everything else (rootNamespace, trustDomain, extensionProviders, access logs, tracing, proxy
  *   headers, path normalization, locality load balancing, DNS refresh) is read when the mesh is
  *   built: the control plane sends its MeshConfig before the first config, so it applies when

@@ -3,7 +3,9 @@
  * --mesh-config`), as istiod's `istio` ConfigMap governs every proxy it serves: one
  * `mesh-config` event per stream, after `hello` and before `config` (`{}` without one, so a
  * restart without the file takes back what an earlier run pushed), and again to every stream
- * when it changes. The status shows its version, file and settings.
+ * when it changes — as istiod answers a MeshConfig change with a forced full push
+ * (pilot/pkg/bootstrap/server.go `initMeshHandlers`: `ConfigUpdate` with `GlobalUpdate`, `Forced`).
+ * The status shows its version, file and settings.
  *
  * @module
  */
