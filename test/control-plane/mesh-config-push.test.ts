@@ -64,6 +64,7 @@ describe('the control plane pushes its MeshConfig to the meshes it feeds', () =>
     const route = mesh.snapshot.routes.virtualHost('reviews:9080')?.routes[0];
     assert.equal(route?.retry.meshDefault, true);
     assert.match(mesh.snapshot.meshSettings?.origin?.defaultHttpRetryPolicy ?? '', /^the control plane's MeshConfig test-mesh\.yaml \(http:\/\/127\.0\.0\.1:\d+\)$/);
+    assert.match(mesh.explain({ url: 'http://reviews:9080/' }).toString(), /retries 2× on 503 \(mesh defaultHttpRetryPolicy, from the control plane's MeshConfig test-mesh\.yaml \(http:/);
     assert.deepEqual(t.cp.status().meshConfig, { version: t.cp.status().meshConfig?.version, source: 'test-mesh.yaml', settings: ['defaultHttpRetryPolicy'] });
 
     // The control plane restarts with a MeshConfig without it: Istio's default policy (no 503) again, same config version.
