@@ -30,7 +30,8 @@ import { checkAccessLogOptions } from './telemetry/access-log/config.ts';
 import { CredentialHolder } from './security/identity/credentials.ts';
 import { resolveProxyHeaders } from './core/proxy-headers.ts';
 import { applyMeshConfig, checkDefaultRetryPolicy } from './mesh-config-option.ts';
-import { compileStateAsync, type GoodState, type StateCompileOptions } from './control-plane/state.ts';
+import { compileStateAsync, type GoodState } from './control-plane/state.ts';
+import { ControlPlaneMeshConfig } from './mesh-config-push.ts';
 import type { GatewayNames } from './outbound/gateway-names.ts';
 import type { Snapshot } from './routing/compile.ts';
 import { localityLbSettingProblems } from './config/validate/load-balancer.ts';
@@ -197,15 +198,19 @@ async function createControlPlaneMesh(o: MeshOptions, signal: AbortSignal | unde
   // The control plane's CA is the default identity of a mesh with a control plane (MeshOptions.identity).
   const credentials = new CredentialHolder();
   const gatewayNames = meshGatewayNames(o, o.logger ?? DEFAULT_LOGGER);
-  // The mesh's settings every compile of the control plane's state reads (first config, pushes, gateway answers).
-  const compileSettings: StateCompileOptions = { rootNamespace: o.rootNamespace, networks: networkSettingsWith(o, gatewayNames), defaultHttpRetryPolicy: o.defaultHttpRetryPolicy };
+  // The mesh's settings every compile of the control plane's state reads (first config, pushes, gateway answers):
+  // its own options over the control plane's MeshConfig (mesh-config-push.ts).
+  const compileSettings = new ControlPlaneMeshConfig(o, networkSettingsWith(o, gatewayNames), o.logger ?? DEFAULT_LOGGER);
   const fromCa = (o.identity ?? 'control-plane') === 'control-plane';
   const source = new ControlPlaneSource({
     urls,
     token,
     ca,
     workload: workloadOf(o),
-    ...compileSettings,
+    compileSettings,
+    meshConfig: compileSettings,
+    // Registrations are on this workload's network.
+    networks: compileSettings.networks,
     gatewayNames,
     locality: o.locality ?? '',
     // The identity defaults to the control plane's CA in control-plane mode.
@@ -250,7 +255,8 @@ async function createControlPlaneMesh(o: MeshOptions, signal: AbortSignal | unde
   } finally {
     aborted.dispose();
   }
-  const mesh = new Mesh(o, first, source, credentials, undefined, gatewayNames);
+  // Built with the control plane's MeshConfig under the mesh's own options (it comes before the first config).
+  const mesh = new Mesh(compileSettings.started(), first, source, credentials, undefined, gatewayNames);
   source.attach({
     install: (snapshot) => mesh.install(snapshot),
     emit: (name, payload) => {

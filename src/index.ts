@@ -84,7 +84,7 @@ export { KIND_VERSIONS } from './config/resource.ts';
 export type { AnyResource, Kind, LoadBalancerIngress, Resource, ResourceStatus, SpecByKind } from './config/resource.ts';
 export { parseDuration, formatDuration } from './config/duration.ts';
 export { compileSnapshot, contentVersion } from './routing/compile.ts';
-export type { AppliedSidecar, CompileOptions, InboundSection, Snapshot, UnknownHostPolicy, WorkloadInfo } from './routing/compile.ts';
+export type { AppliedSidecar, CompileOptions, InboundSection, MeshWideSettings, Snapshot, UnknownHostPolicy, WorkloadInfo } from './routing/compile.ts';
 export type { EgressHostSet, ScopedService, ScopeListener, ScopeVirtualService, SidecarScope } from './config/sidecar-scope.ts';
 export type { ClusterSettings, DeclaredTls, PoolLimits, ResolvedConnectionPool, ResolvedRetryBudget, TcpKeepalive } from './routing/cluster-settings.ts';
 export type { TrafficDistribution } from './config/traffic-distribution.ts';

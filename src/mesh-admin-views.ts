@@ -164,12 +164,14 @@ function oneLine(s: string): string {
 export function configDump(mesh: Mesh, o: MeshOptions) {
   const snap = mesh.snapshot;
   const d = mesh.diagnostics();
-  const client = { labels: mesh.identity.labels, locality: o.locality ?? '', meshLocality: o.localityLbSetting, meshConnectTimeoutMs: o.connectTimeoutMs };
+  const client = { labels: mesh.identity.labels, locality: o.locality ?? '', meshLocality: o.localityLbSetting, meshConnectTimeoutMs: snap.meshSettings?.connectTimeoutMs ?? o.connectTimeoutMs };
   return {
     meshlet: { version: MESHLET_VERSION },
     workload: { ...mesh.identity, labels: { ...mesh.identity.labels }, locality: o.locality ?? '' },
     config: { version: mesh.configVersion, source: mesh.configSource, snapshotVersion: snap.version },
     sidecar: sidecarView(snap.sidecar),
+    // The mesh-wide settings in use and where each came from (the control plane's MeshConfig), when the snapshot carries them.
+    meshSettings: snap.meshSettings ?? null,
     resources: snap.resources.map((r) => ({ apiVersion: r.apiVersion, kind: r.kind, metadata: r.metadata, spec: r.spec })),
     virtualHosts: snap.routes.virtualHosts.map(virtualHostView),
     clusters: [...snap.clusters.values()].map((c) => clusterView(c, client)),

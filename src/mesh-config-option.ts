@@ -18,12 +18,15 @@ import { parseDuration } from './config/duration.ts';
 import { type ProxyHeadersOptions, resolveProxyHeaders } from './core/proxy-headers.ts';
 import { retryPolicyProblems } from './config/validate/http-route.ts';
 import type { HTTPRetry } from './config/types/networking.ts';
+import { localityLbSettingProblems } from './config/validate/load-balancer.ts';
+import { checkAccessLogOptions } from './telemetry/access-log/config.ts';
+import { extensionProviderProblems } from './inbound/extension-providers.ts';
 
 
 const where = (path: string): string => `createMesh: \`meshConfig.${path}\``;
 
-/** The MeshConfig of `input` as an object; a clear error for anything else. */
-function meshConfigOf(input: MeshConfigInput): Record<string, unknown> {
+/** The MeshConfig of `input` (YAML text, an object, or the `istio` ConfigMap) as an object; a clear error for anything else. */
+export function meshConfigOf(input: MeshConfigInput): Record<string, unknown> {
   let text: string | undefined;
   if (typeof input === 'string') text = input;
   else if (input !== null && typeof input === 'object' && !Array.isArray(input)) {
@@ -222,4 +225,22 @@ export function applyMeshConfig(o: MeshOptions, info: (message: string) => void,
   const networks = o.meshNetworks === undefined ? configMapMeshNetworks(o.meshConfig) : undefined;
   if (networks !== undefined) merged.meshNetworks = networks;
   return merged as unknown as MeshOptions;
+}
+
+/**
+ * What createMesh would refuse in the settings a MeshConfig gives, beyond what
+ * {@link applyMeshConfig} checks as it reads them (locality load balancing, proxy headers, access
+ * log, extension providers), as messages without the `createMesh: ` prefix.
+ */
+export function meshConfigProblems(o: MeshOptions): string[] {
+  const problems: string[] = [];
+  if (o.localityLbSetting !== undefined) problems.push(...localityLbSettingProblems(o.localityLbSetting));
+  try {
+    resolveProxyHeaders(o.proxyHeaders);
+  } catch (err) {
+    problems.push((err as Error).message);
+  }
+  problems.push(...checkAccessLogOptions(o.telemetry?.accessLog));
+  problems.push(...extensionProviderProblems(o.extensionProviders));
+  return problems.map((p) => p.replace(/^createMesh: /, ''));
 }

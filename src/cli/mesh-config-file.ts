@@ -8,32 +8,16 @@
  * @module
  */
 import { readFile } from 'node:fs/promises';
-import { localityLbSettingProblems } from '../config/validate/load-balancer.ts';
-import { resolveProxyHeaders } from '../core/proxy-headers.ts';
-import { applyMeshConfig } from '../mesh-config-option.ts';
+import { applyMeshConfig, meshConfigOf, meshConfigProblems } from '../mesh-config-option.ts';
 import type { MeshOptions } from '../mesh-options.ts';
-import { checkAccessLogOptions } from '../telemetry/access-log/config.ts';
-import { extensionProviderProblems } from '../inbound/extension-providers.ts';
 import { UsageError } from './args.ts';
-
-/** What createMesh would refuse in the settings a MeshConfig gives (its own option checks), as messages without the `createMesh: ` prefix. */
-function problemsOf(o: MeshOptions): string[] {
-  const problems: string[] = [];
-  if (o.localityLbSetting !== undefined) problems.push(...localityLbSettingProblems(o.localityLbSetting));
-  try {
-    resolveProxyHeaders(o.proxyHeaders);
-  } catch (err) {
-    problems.push((err as Error).message);
-  }
-  problems.push(...checkAccessLogOptions(o.telemetry?.accessLog));
-  problems.push(...extensionProviderProblems(o.extensionProviders));
-  return problems.map((p) => p.replace(/^createMesh: /, ''));
-}
 
 /** The MeshConfig's text and the mesh options it gives (only the settings it sets). */
 export interface MeshConfigFile {
   readonly text: string;
   readonly options: MeshOptions;
+  /** The MeshConfig itself (the ConfigMap's data.mesh, parsed): what a control plane pushes. */
+  readonly meshConfig: Record<string, unknown>;
 }
 
 /** Reads and checks `file`; undefined without the flag. A missing file or a bad setting is a usage mistake naming the file. */
@@ -53,9 +37,9 @@ export async function readMeshConfigFile(command: string, file: string | undefin
   } catch (err) {
     throw new UsageError(`meshlet ${command}: --mesh-config ${file}: ${(err as Error).message.replace(/^createMesh: /, '')}`);
   }
-  const problems = problemsOf(options);
+  const problems = meshConfigProblems(options);
   if (problems.length > 0) throw new UsageError(`meshlet ${command}: --mesh-config ${file}: ${problems.join('; ')}`);
-  return { text, options };
+  return { text, options, meshConfig: meshConfigOf(text) };
 }
 
 /** The names of the MeshConfig's `extensionProviders`, undefined when it lists none. */

@@ -5,7 +5,7 @@
  * @module
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { ErrorBody } from '../control-plane/protocol.ts';
+import type { ErrorBody, StatusDocument } from '../control-plane/protocol.ts';
 import { type ConfigError, isMeshletError } from '../core/errors.ts';
 import type { AddressPolicy } from './address-policy.ts';
 import type { TokenAuthority } from './auth.ts';
@@ -52,6 +52,8 @@ export interface RequestContext {
   readonly limits: Required<ControlPlaneLimits>;
   /** This replica's own metrics (`GET /metrics`). */
   readonly metrics: ControlPlaneMetrics;
+  /** The MeshConfig pushed to meshes, as the status shows it (none without `--mesh-config`). */
+  readonly meshConfig?: () => StatusDocument['meshConfig'];
 }
 
 export type { Caller, WriterCaller } from './viewer-gate.ts';

@@ -17,7 +17,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { eventId, type HelloEvent, parseEventId, type TrustBundleEvent, type WatchQuery } from '../control-plane/protocol.ts';
+import { eventId, type HelloEvent, type MeshConfigEvent, parseEventId, type TrustBundleEvent, type WatchQuery } from '../control-plane/protocol.ts';
 import { EndpointView, type ViewChange } from './endpoint-views.ts';
 import { ControlPlaneError } from './errors.ts';
 import { PayloadCache } from './filter.ts';
@@ -43,6 +43,8 @@ export interface PushHubOptions {
   readonly maxStreamsPerWorkload?: number;
   /** The trust bundle to push (the CA's); none without a CA. */
   readonly trustBundle?: () => TrustBundleEvent;
+  /** The MeshConfig to push (`--mesh-config`; `{}` without one); none: no `mesh-config` event. */
+  readonly meshConfig?: () => MeshConfigEvent;
   readonly logger?: ServerLogger;
   /** Counts pushes and how long changes took to be written. */
   readonly metrics?: ControlPlaneMetrics;
@@ -67,6 +69,8 @@ interface Stream {
   endpoints: string;
   /** The trust bundle version written to it ('' before any). */
   bundle: string;
+  /** The MeshConfig version written to it ('' before any). */
+  meshConfig: string;
   /** A change was held back while the client had not read what was written: the latest state goes at 'drain'. */
   behind: boolean;
 }
@@ -153,7 +157,7 @@ export class PushHub {
     }
     const last = parseEventId(req.headers['last-event-id'] as string | undefined);
     const id = `${this.#o.serverId}-${this.#idPrefix}-${++this.#counter}`;
-    const s: Stream = { id, query, res, delta: options.delta, identity, config: last.configVersion, endpoints: last.endpointsVersion, bundle: '', behind: false };
+    const s: Stream = { id, query, res, delta: options.delta, identity, config: last.configVersion, endpoints: last.endpointsVersion, bundle: '', meshConfig: '', behind: false };
     req.socket.setNoDelay(true);
     req.socket.setKeepAlive(true);
     res.writeHead(200, {
@@ -192,6 +196,8 @@ export class PushHub {
       ...(options.ignoredLabels === undefined || options.ignoredLabels.length === 0 ? {} : { ignoredLabels: options.ignoredLabels }),
     };
     this.#write(s, [`event: hello\ndata: ${JSON.stringify(hello)}\n\n`]);
+    // Before the config: the first config a mesh compiles is compiled with it.
+    this.#sendMeshConfig(s);
     this.#sendBundle(s);
     this.#sendConfig(s);
     this.#sendFullEndpoints(s, view);
@@ -201,6 +207,17 @@ export class PushHub {
   trustBundleChanged(): void {
     const at = this.#o.metrics?.now();
     for (const s of this.#streams.values()) this.#sendBundle(s, at);
+  }
+
+  /** The MeshConfig changed: pushes it to every stream. */
+  meshConfigChanged(): void {
+    for (const s of this.#streams.values()) this.#sendMeshConfig(s);
+  }
+
+  #sendMeshConfig(s: Stream): void {
+    const mc = this.#o.meshConfig?.();
+    if (mc === undefined || s.meshConfig === mc.version) return;
+    if (this.#write(s, [`event: mesh-config\ndata: ${JSON.stringify(mc)}\n\n`])) s.meshConfig = mc.version;
   }
 
   #sendBundle(s: Stream, changedAt?: number): void {
@@ -302,6 +319,7 @@ export class PushHub {
   #catchUp(s: Stream): void {
     if (!s.behind || !this.#streams.has(s.id) || stalled(s.res)) return;
     s.behind = false;
+    this.#sendMeshConfig(s);
     this.#sendBundle(s);
     this.#sendConfig(s);
     const v = this.#views.get(s.query.namespace);

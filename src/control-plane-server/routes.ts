@@ -56,6 +56,7 @@ export function statusDocument(ctx: RequestContext): StatusDocument {
     findings: ctx.store.current().findings,
     registered: ctx.registry.list().length,
     ca: caSummary(ctx),
+    meshConfig: ctx.meshConfig?.(),
   });
 }
 

@@ -23,6 +23,7 @@ import { FileConfigStore } from './file-store.ts';
 import { DEFAULT_ROOT_NAMESPACE } from '../config/resource.ts';
 import { DEFAULT_MAX_BODY_BYTES, HEADERS_TIMEOUT_MS, REQUEST_TIMEOUT_MS, type RequestContext, TIMEOUT_CHECK_MS } from './http.ts';
 import { PushHub } from './hub.ts';
+import { MeshConfigPush } from './mesh-config-push.ts';
 import { type ControlPlaneLimits, resolveLimits } from './limits.ts';
 import { type ServerLogger, stderrLogger } from './logger.ts';
 import { MemoryRegistry } from './memory-registry.ts';
@@ -79,6 +80,17 @@ export interface ControlPlaneOptions {
   readonly analysis?: AnalysisMode;
   /** Namespace whose policies apply to every workload. @defaultValue 'istio-system' */
   readonly rootNamespace?: string;
+  /**
+   * Istio's MeshConfig (the `istio` ConfigMap's `data.mesh`, parsed; `--mesh-config`), pushed to
+   * every watching mesh in a `mesh-config` event: a mesh applies its settings under its own
+   * options (docs/control-plane.md). Checked by the caller (`meshlet control-plane` checks it as
+   * `createMesh({ meshConfig })` does, naming the file and field). Its `rootNamespace` and
+   * `trustDomain` are not read from here: give them as options (`rootNamespace`, `trustDomain`,
+   * which replace the MeshConfig's in what is pushed). @defaultValue none (`{}` is pushed)
+   */
+  readonly meshConfig?: Readonly<Record<string, unknown>>;
+  /** Where `meshConfig` was read (a file), named in the status and in meshes' messages. */
+  readonly meshConfigSource?: string;
   /** Names this replica in `hello` and the status. @defaultValue `<hostname>-<random>` */
   readonly serverId?: string;
   /** Largest request body. @defaultValue 4 MiB */
@@ -106,6 +118,11 @@ export interface ControlPlane {
   metrics(): string;
   /** The status document, as `GET /status` answers it. */
   status(): StatusDocument;
+  /**
+   * Replaces the MeshConfig pushed to meshes (`meshConfig`; undefined: none, `{}` is pushed) and
+   * pushes it to every watch stream when it changed. Checked by the caller, as `meshConfig` is.
+   */
+  setMeshConfig(meshConfig: Readonly<Record<string, unknown>> | undefined, source?: string): void;
   /** Mints a token signed with this server's key. */
   mintToken(subject: TokenSubject, options?: MintOptions): Promise<string>;
   /** The CA (issue, rotate, the trust bundle). */
@@ -153,6 +170,14 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     ...options.registrationAddresses,
     loopback: options.registrationAddresses?.loopback ?? loopbackByDefault(host, options.insecure === true),
   });
+  // What meshes are pushed holds the root namespace and trust domain this control plane runs with
+  // (a flag wins over the file's), so that they agree with it.
+  const own = (m: Readonly<Record<string, unknown>> | undefined) =>
+    m === undefined || m === null || typeof m !== 'object' || Array.isArray(m)
+      ? m
+      : { ...m, ...(options.rootNamespace === undefined ? {} : { rootNamespace: options.rootNamespace }), ...(options.trustDomain === undefined ? {} : { trustDomain: options.trustDomain }) };
+  // A MeshConfig that is not an object fails before anything is opened.
+  const meshConfig = new MeshConfigPush(own(options.meshConfig), options.meshConfigSource);
 
   // The config first: a missing or invalid directory fails before the data dir (signing key, CA) is written.
   const ownStore = options.store === undefined;
@@ -209,6 +234,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     rootNamespace: options.rootNamespace ?? DEFAULT_ROOT_NAMESPACE,
     maxStreamsPerWorkload: limits.maxWatchesPerWorkload,
     trustBundle: () => ca.bundle,
+    meshConfig: () => meshConfig.event,
     logger,
     metrics,
   });
@@ -231,6 +257,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     addressPolicy,
     limits,
     metrics,
+    meshConfig: () => meshConfig.status(),
   };
   const serverOptions = { requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: HEADERS_TIMEOUT_MS, connectionsCheckingInterval: TIMEOUT_CHECK_MS };
   const server = tls === undefined ? createServer(serverOptions, createRequestHandler(ctx)) : createHttpsServer({ ...serverOptions, ...tls.secureOptions }, createRequestHandler(ctx));
@@ -302,6 +329,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     monitoringUrl: monitoring === undefined ? undefined : `http://${urlHost(host)}:${(monitoring.address() as AddressInfo).port}`,
     metrics: () => metrics.expose(),
     status: () => statusDocument(ctx),
+    setMeshConfig: (m, source) => {
+      if (meshConfig.set(own(m), source)) hub.meshConfigChanged();
+    },
     mintToken: (subject, o) => auth.mintToken(subject, o),
     ca,
     close: () => {

@@ -157,6 +157,7 @@ export class StatusBoard {
     findings: readonly ConfigIssue[];
     registered: number;
     ca?: StatusDocument['ca'];
+    meshConfig?: StatusDocument['meshConfig'];
   }): StatusDocument {
     const workloads = this.workloads();
     const { kind, location, healthy, error, skipped } = parts.source;
@@ -171,6 +172,7 @@ export class StatusBoard {
       rejections: parts.rejections,
       findings: parts.findings.map((f) => (f.resource === undefined ? { level: f.level, code: f.code, text: String(f) } : { level: f.level, code: f.code, resource: f.resource, text: String(f) })),
       registered: parts.registered,
+      ...(parts.meshConfig === undefined ? {} : { meshConfig: parts.meshConfig }),
       ...(parts.ca === undefined ? {} : { ca: parts.ca }),
     };
   }

@@ -86,6 +86,11 @@ export interface StatusDocument {
    */
   readonly findings: readonly StatusFinding[];
   readonly registered: number;
+  /**
+   * The MeshConfig pushed to every watching mesh (`--mesh-config`; absent from servers without one,
+   * and from older servers): its version, file, and the settings it sets (dotted paths).
+   */
+  readonly meshConfig?: { readonly version: string; readonly source?: string; readonly settings: readonly string[] };
   /** The CA (absent from servers without one). */
   readonly ca?: {
     readonly trustDomain: string;

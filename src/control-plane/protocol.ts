@@ -181,6 +181,22 @@ export interface TrustBundleEvent {
   readonly roots: readonly string[];
 }
 
+/**
+ * `event: mesh-config`: the control plane's MeshConfig (`meshlet control-plane --mesh-config`,
+ * istiod's `istio` ConfigMap `data.mesh`), as a YAML mapping parsed to JSON, sent after `hello`
+ * and before `config` on every stream (`{}` when the control plane has none), so that the first
+ * config a mesh compiles is compiled with it. A mesh applies it under its own options (they win,
+ * field by field). Clients that do not know the event ignore it; it is not ACKed.
+ */
+export interface MeshConfigEvent {
+  /** A content version of `meshConfig`. */
+  readonly version: string;
+  /** The MeshConfig's fields (`connectTimeout`, `defaultHttpRetryPolicy`, `outboundTrafficPolicy`, …). */
+  readonly meshConfig: Readonly<Record<string, unknown>>;
+  /** Where the control plane read it (its `--mesh-config` file), for messages. */
+  readonly source?: string;
+}
+
 /** Body of `POST /v1/ack`. */
 export interface AckRequest {
   readonly connection: string;

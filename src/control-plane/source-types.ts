@@ -14,7 +14,8 @@ import type { AnalysisMode } from '../config/load-config.ts';
 import type { Snapshot, WorkloadInfo } from '../routing/compile.ts';
 import type { CredentialHolder } from '../security/identity/credentials.ts';
 import type { BackoffOptions } from './backoff.ts';
-import type { ReportedIdentity, ReportedInboundTls } from './protocol.ts';
+import type { MeshConfigEvent, ReportedIdentity, ReportedInboundTls } from './protocol.ts';
+import type { StateCompileOptions } from './state.ts';
 
 /**
  * Where the config in use came from.
@@ -35,6 +36,10 @@ export interface ControlPlaneSourceOptions {
   readonly rootNamespace?: string;
   /** MeshConfig's `defaultHttpRetryPolicy`: the retries of routes without their own (`createMesh({ defaultHttpRetryPolicy })`). @defaultValue Istio's default policy */
   readonly defaultHttpRetryPolicy?: HTTPRetry | undefined;
+  /** The settings every compile reads, read at each compile (they change with the control plane's MeshConfig); absent: the fields above. */
+  readonly compileSettings?: StateCompileOptions;
+  /** Takes the control plane's MeshConfig (`mesh-config` events): true when compiles must run again. */
+  readonly meshConfig?: { accept(event: MeshConfigEvent, url: string): boolean };
   readonly locality: string;
   /** This workload's network and MeshNetworks (multi-network: compiles route endpoints on other networks through their gateways; registrations are on this network). */
   readonly networks?: NetworkSettings;

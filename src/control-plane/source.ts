@@ -30,6 +30,7 @@ import type { ConfigAppliedEvent, ConfigOrigin, ConnectedEvent, ControlPlaneSour
 import { Watch } from './watch.ts';
 
 export type * from './source-types.ts';
+export { controlPlaneUrls } from './urls.ts';
 
 interface Startup {
   resolve(snapshot: Snapshot): void;
@@ -73,7 +74,7 @@ export class ControlPlaneSource {
       http: this.#http,
       rotation,
       workload: o.workload,
-      mesh: o,
+      mesh: o.compileSettings ?? o,
       gatewayNames: o.gatewayNames,
       check: { defaultNamespace: o.workload.namespace, analysis: o.analysis },
       clock: o.clock,
@@ -84,6 +85,8 @@ export class ControlPlaneSource {
         rejected: (kind, version, issues, error, url) => this.#onRejected(kind, version, issues.all, error, url),
         failed: (error, info) => this.#onFailed(error, info),
         trustBundle: (bundle) => this.#identity?.trustBundle(bundle),
+        meshConfig: (e, url) => o.meshConfig?.accept(e, url) === true,
+        recompiled: (_state, snapshot) => this.#install(snapshot),
       },
       onWarning: (m) => o.logger.warn(`meshlet: ${m}`),
     });
@@ -325,7 +328,7 @@ export class ControlPlaneSource {
     } else if (this.#o.failOpen) {
       this.#o.logger.warn(`meshlet: starting without config (failOpen): ${why?.message ?? 'no config from the control plane yet'}`);
       if (!this.#connected && why !== undefined) this.#emit('disconnected', { error: why } satisfies DisconnectedEvent);
-      this.#settle(await compileStateAsync(EMPTY_STATE, this.#o.workload, this.#o, this.#o.gatewayNames));
+      this.#settle(await compileStateAsync(EMPTY_STATE, this.#o.workload, this.#o.compileSettings ?? this.#o, this.#o.gatewayNames));
     } else if (final) {
       const timeout = error === undefined;
       const message = timeout
@@ -354,7 +357,7 @@ export class ControlPlaneSource {
       wireWorkloads: c.workloads,
       findings: config.findings,
     };
-    return { state, snapshot: await compileStateAsync(state, this.#o.workload, this.#o, this.#o.gatewayNames) };
+    return { state, snapshot: await compileStateAsync(state, this.#o.workload, this.#o.compileSettings ?? this.#o, this.#o.gatewayNames) };
   }
 
   /**
@@ -377,23 +380,4 @@ export class ControlPlaneSource {
     ]);
     return this.#closed;
   }
-}
-
-/**
- * Checks `controlPlane` (a URL or a list) and returns the origins; throws `TypeError` naming
- * the bad entry.
- */
-export function controlPlaneUrls(value: unknown): string[] {
-  const list = typeof value === 'string' ? [value] : Array.isArray(value) ? value : undefined;
-  if (list === undefined || list.length === 0) throw new TypeError('`controlPlane` must be a URL or a non-empty list of URLs');
-  return list.map((u) => {
-    let url: URL;
-    try {
-      url = new URL(String(u));
-    } catch {
-      throw new TypeError(`\`controlPlane\`: not a URL: ${JSON.stringify(u)}`);
-    }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError(`\`controlPlane\`: expected an http(s) URL, got ${JSON.stringify(u)}`);
-    return url.origin;
-  });
 }

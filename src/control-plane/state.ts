@@ -176,7 +176,7 @@ export function reasons(issues: IssueList): string[] {
 }
 
 /** The mesh's settings a compile of the control plane's state reads (createMesh's options). */
-export type StateCompileOptions = Pick<CompileOptions, 'rootNamespace' | 'networks' | 'defaultHttpRetryPolicy'>;
+export type StateCompileOptions = Pick<CompileOptions, 'rootNamespace' | 'networks' | 'defaultHttpRetryPolicy' | 'meshSettings'>;
 
 /** Compiles a good state for this workload; the snapshot version is `<config>/<endpoints>`. */
 export function compileState(state: GoodState, workload: WorkloadInfo, mesh: StateCompileOptions = {}): Snapshot {
@@ -184,6 +184,7 @@ export function compileState(state: GoodState, workload: WorkloadInfo, mesh: Sta
     rootNamespace: mesh.rootNamespace,
     networks: mesh.networks,
     defaultHttpRetryPolicy: mesh.defaultHttpRetryPolicy,
+    meshSettings: mesh.meshSettings,
     version: eventId(state.configVersion, state.endpointsVersion),
     extraWorkloads: state.workloads,
   });
@@ -199,6 +200,7 @@ export function compileStateAsync(state: GoodState, workload: WorkloadInfo, mesh
       rootNamespace: mesh.rootNamespace,
       networks: mesh.networks,
       defaultHttpRetryPolicy: mesh.defaultHttpRetryPolicy,
+      meshSettings: mesh.meshSettings,
       version: eventId(state.configVersion, state.endpointsVersion),
       extraWorkloads: state.workloads,
     });

@@ -17,16 +17,15 @@
  * {@link MIN_HEARTBEAT_MS}..{@link MAX_HEARTBEAT_MS}. The SSE `retry` field is ignored: the
  * reconnect delay is the client's own backoff.
  *
- * The stream itself — the request, reading it, telling a dead one by missed heartbeats — is in
- * `watch-stream.ts`.
+ * A `mesh-config` event (the control plane's MeshConfig) that changes what compiles read compiles
+ * the state in use again. The stream itself — the request, reading it, telling a dead one by
+ * missed heartbeats — is in `watch-stream.ts`.
  *
  * @module
  */
 import type { GatewayNames } from '../outbound/gateway-names.ts';
-import { X509Certificate } from 'node:crypto';
 import type { Clock, Timer } from '../core/clock.ts';
 import { ConfigError, type MeshletError } from '../core/errors.ts';
-import { parsePemBundle } from '../security/pki/pem.ts';
 import { IssueList } from '../config/issues.ts';
 import type { Snapshot, WorkloadInfo } from '../routing/compile.ts';
 import type { UrlRotation } from './backoff.ts';
@@ -42,6 +41,7 @@ import {
   eventId,
   type HelloEvent,
   MAX_HEARTBEAT_MS,
+  type MeshConfigEvent,
   type TrustBundleEvent,
   MIN_HEARTBEAT_MS,
   parseEventId,
@@ -50,6 +50,7 @@ import {
 import type { SseEvent } from './sse.ts';
 import { type CheckOptions, checkConfigAsync, checkWorkloads, compileStateAsync, EMPTY_STATE, type GoodState, parseEventAsync, reasons, type StateCompileOptions } from './state.ts';
 import { readWatchStream } from './watch-stream.ts';
+import { parseMeshConfigEvent, parseTrustBundle } from './pushed-events.ts';
 
 /** What a watch reports. */
 export interface WatchListener {
@@ -61,6 +62,10 @@ export interface WatchListener {
   rejected(kind: 'config' | 'endpoints', version: string, issues: IssueList, error: ConfigError, url: string): void;
   /** A `trust-bundle` event (the roots to trust; a root rotation pushes a new one). */
   trustBundle?(bundle: TrustBundleEvent, url: string): void;
+  /** A well-formed `mesh-config` event; true when the settings compiles read changed (the state in use is compiled again: {@link recompiled}). */
+  meshConfig?(event: MeshConfigEvent, url: string): boolean;
+  /** The state in use compiled again with changed mesh settings (its versions are unchanged); install `snapshot` now. */
+  recompiled?(state: GoodState, snapshot: Snapshot): void;
   /** A connection attempt failed or a stream ended; `wasConnected` when it had got as far as `hello`. */
   failed(error: MeshletError, info: { readonly url: string; readonly wasConnected: boolean; readonly roundFailed: boolean; readonly cause: unknown }): void;
 }
@@ -115,6 +120,8 @@ export class Watch {
   #staged: Staged = {};
   /** Resyncs in a row without anything applied in between (paces a server whose deltas never chain). */
   #resyncs = 0;
+  /** The mesh settings changed since the state in use was compiled: the next flush compiles it again. */
+  #meshChanged = false;
 
   constructor(o: WatchOptions) {
     this.#o = o;
@@ -211,6 +218,10 @@ export class Watch {
       this.#trustBundle(e, url);
       return;
     }
+    if (e.event === 'mesh-config') {
+      await this.#meshConfig(e, url);
+      return;
+    }
     if (e.event !== 'config' && e.event !== 'endpoints') return; // unknown events: newer servers
     const kind: Kind = e.event;
     let body: ConfigEvent | EndpointsEvent;
@@ -285,10 +296,7 @@ export class Watch {
   #trustBundle(e: SseEvent, url: string): void {
     let body: TrustBundleEvent;
     try {
-      body = JSON.parse(e.data) as TrustBundleEvent;
-      const ok = typeof body?.version === 'string' && Array.isArray(body.roots) && body.roots.length > 0 && body.roots.every((r) => typeof r === 'string' && r.includes('-----BEGIN CERTIFICATE-----'));
-      if (!ok) throw new Error('version and a non-empty list of PEM roots are required');
-      body.roots.forEach(checkRoot);
+      body = parseTrustBundle(e.data);
     } catch (err) {
       this.#o.onWarning?.(`control plane ${url}: ignoring a malformed trust-bundle event: ${(err as Error).message}`);
       return;
@@ -297,12 +305,39 @@ export class Watch {
     this.#o.listener.trustBundle?.(body, url);
   }
 
+  /** A `mesh-config` event, handed over when well-formed (not ACKed: it is not config); changed compile settings compile the state in use again. */
+  async #meshConfig(e: SseEvent, url: string): Promise<void> {
+    try {
+      if (this.#o.listener.meshConfig?.(parseMeshConfigEvent(e.data), url) !== true) return;
+    } catch (err) {
+      this.#o.onWarning?.(`control plane ${url}: ignoring a malformed mesh-config event: ${(err as Error).message}`);
+      return;
+    }
+    this.#meshChanged = true;
+    if (this.#pending.size === 0) await this.#flush(url);
+  }
+
+  /** The state in use compiled again for changed mesh settings (nothing new staged). */
+  async #recompile(): Promise<void> {
+    this.#meshChanged = false;
+    const s = this.#state;
+    if (s === EMPTY_STATE) return;
+    const snapshot = await compileStateAsync(s, this.#o.workload, this.#o.mesh, this.#o.gatewayNames).catch((e: unknown) => {
+      this.#o.onWarning?.(`compiling config ${s.configVersion} again for the control plane's new MeshConfig failed, the last snapshot keeps serving: ${e instanceof Error ? e.message : String(e)}`);
+    });
+    if (snapshot !== undefined && !this.#closed && this.#state === s) this.#o.listener.recompiled?.(s, snapshot);
+  }
+
   /** Compiles and hands over what is staged (when nothing more was announced). */
   async #flush(url: string): Promise<void> {
     this.#pending.clear();
     const { config, endpoints } = this.#staged;
-    if (config === undefined && endpoints === undefined) return;
+    if (config === undefined && endpoints === undefined) {
+      if (this.#meshChanged) await this.#recompile();
+      return;
+    }
     this.#staged = {};
+    this.#meshChanged = false;
     const s = this.#state;
     const next: GoodState = {
       configVersion: config?.version ?? s.configVersion,
@@ -358,35 +393,4 @@ export class Watch {
     this.#wake?.();
     await this.#loop;
   }
-}
-
-/** Throws naming what is wrong when a pushed root is not a CA certificate (garbage would replace the roots the mesh trusts). */
-function checkRoot(pem: string, i: number): void {
-  const certs = parsePemBundle(pem);
-  if (certs.length === 0) throw new Error(`root ${i + 1} holds no PEM certificate`);
-  for (const c of certs) {
-    let x: X509Certificate;
-    try {
-      x = new X509Certificate(c);
-    } catch (err) {
-      throw new Error(`root ${i + 1} is not a certificate: ${(err as Error).message}`);
-    }
-    if (!x.ca && !(isV1(x.raw) && x.checkIssued(x) && x.verify(x.publicKey))) throw new Error(`root ${i + 1} (${(x.subject ?? '').replaceAll('\n', ', ') || 'no subject'}) is not a CA certificate`);
-  }
-}
-
-/**
- * An X.509 v1 certificate: its TBSCertificate has no `[0] version` field (and so no extensions,
- * no basicConstraints). A self-signed one is a trust anchor as OpenSSL takes it (X509_check_ca),
- * and the control plane accepts one as its root.
- */
-function isV1(der: Buffer): boolean {
-  let i = 0;
-  // Certificate ::= SEQUENCE { tbsCertificate SEQUENCE { version [0] EXPLICIT OPTIONAL, … }, … }
-  for (let n = 0; n < 2; n++) {
-    if (der[i] !== 0x30) return false;
-    const len = der[i + 1] ?? 0;
-    i += 2 + (len & 0x80 ? len & 0x7f : 0);
-  }
-  return der[i] !== 0xa0;
 }

@@ -161,15 +161,23 @@ function endpointsOf(cs: ClusterState | undefined, now: number, tls: TlsExplaine
   }));
 }
 
+/** `text` naming where the mesh's defaultHttpRetryPolicy came from (the control plane's MeshConfig), when the route takes it and that is known. */
+function retryFrom(text: string, route: CompiledRoute, snapshot: Snapshot): string {
+  const origin = route.retry.meshDefault === true ? snapshot.meshSettings?.origin?.defaultHttpRetryPolicy : undefined;
+  return origin === undefined ? text : text.replace('(mesh defaultHttpRetryPolicy)', `(mesh defaultHttpRetryPolicy, from ${origin})`);
+}
+
 function target(o: Outbound, t: RouteTarget, total: number, now: number, tls: TlsExplainer | undefined, scheme: string): ExplainedTarget {
   const cs = t.cluster === undefined ? undefined : o.clusterState(t.cluster.name);
+  // Where a mesh-wide connect timeout came from (the control plane's MeshConfig), when the DestinationRule sets none.
+  const ctoFrom = cs === undefined || cs.cluster.settings.connectionPool.connectTimeoutDeclared ? undefined : o.snapshot.meshSettings?.origin?.connectTimeout;
   return {
     destination: `${t.host}:${t.port}${t.subset === undefined ? '' : ` subset ${t.subset}`}`,
     sharePercent: total === 0 ? 100 : Math.round((10000 * t.weight) / total) / 100,
     cluster: t.cluster?.name,
     missing: t.missing,
     loadBalancer: cs?.picker.toString(),
-    connectionPool: cs === undefined ? undefined : `${cs.limiter.toString()}, connect timeout ${formatDuration(cs.connectTimeoutMs)}`,
+    connectionPool: cs === undefined ? undefined : `${cs.limiter.toString()}, connect timeout ${formatDuration(cs.connectTimeoutMs)}${ctoFrom === undefined ? '' : ` (${ctoFrom})`}`,
     outlierDetection: cs?.detector?.toString(),
     ...(cs === undefined ? {} : { retryBudget: cs.budget.describe(cs.limiter.active + cs.limiter.pending) }),
     endpoints: endpointsOf(cs, now, tls, scheme),
@@ -271,7 +279,7 @@ export function explain(o: Outbound, req: ExplainRequest, tls?: TlsExplainer): E
     e = {
       ...base,
       ...unknown,
-      outboundTrafficPolicy: `${policy.mode} (${policy.source === '' ? 'the mesh’s' : policy.source})`,
+      outboundTrafficPolicy: `${policy.mode} (${policy.source === '' ? (snapshot.meshSettings?.origin?.outboundTrafficPolicy ?? 'the mesh’s') : policy.source})`,
       outcome: policy.mode === 'REGISTRY_ONLY' ? 'registry-only' : 'passthrough',
       virtualHost: undefined,
     };
@@ -300,9 +308,9 @@ export function explain(o: Outbound, req: ExplainRequest, tls?: TlsExplainer): E
         ...via,
         outcome: matched.action === 'forward' ? 'routed' : matched.action,
         virtualHost: vhostName,
-        route: describeRoute(matched),
+        route: retryFrom(describeRoute(matched), matched, snapshot),
         skipped,
-        retry: matched.action === 'forward' ? retryToString(matched.retry) : undefined,
+        retry: matched.action === 'forward' ? retryFrom(retryToString(matched.retry), matched, snapshot) : undefined,
         timeout: matched.timeoutMs === undefined ? 'none (Istio default)' : `${matched.timeoutMs}ms`,
         fault: f === undefined ? undefined : faultText(f),
         mirrors: matched.mirrors.map((m) => `${m.target.host}:${m.target.port}${m.target.subset ? ` subset ${m.target.subset}` : ''} @${m.fraction * 100}%`),

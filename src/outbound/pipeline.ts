@@ -106,7 +106,10 @@ export class Outbound {
   #snapshot: Snapshot;
   /** What calls to hosts outside the mesh get under the current snapshot: its Sidecar's policy, else the mesh's. */
   #unknownHosts: UnknownHostPolicy;
-  readonly #meshPolicy: UnknownHostPolicy;
+  /** The mesh's policy for them: the snapshot's (`meshSettings`), else the option's. */
+  #meshPolicy: UnknownHostPolicy;
+  /** The mesh's connect timeout: the snapshot's (`meshSettings`), else the option's (read by every cluster state). */
+  #connectTimeoutMs: number | undefined;
   /** The snapshot's outbound local rate limits; undefined when none can limit anything. */
   #rateLimits: OutboundRateLimits | undefined;
   readonly #clusters = new Map<string, ClusterState>();
@@ -133,17 +136,22 @@ export class Outbound {
   constructor(snapshot: Snapshot, o: OutboundOptions) {
     this.#o = o;
     this.#snapshot = snapshot;
-    this.#meshPolicy = Object.freeze({ mode: o.outboundTrafficPolicy, egressProxy: undefined, source: '' });
+    this.#meshPolicy = Object.freeze({ mode: snapshot.meshSettings?.outboundTrafficPolicy ?? o.outboundTrafficPolicy, egressProxy: undefined, source: '' });
+    this.#connectTimeoutMs = snapshot.meshSettings?.connectTimeoutMs ?? o.connectTimeoutMs;
     this.#unknownHosts = snapshot.sidecar?.outboundTrafficPolicy ?? this.#meshPolicy;
     this.#rateLimits = this.#compileRateLimits(snapshot);
     this.deadlines = new DeadlineQueue(o.clock);
     this.#stopBypassWatch = o.warn === undefined ? undefined : watchNodeHttpBypass(() => this.#snapshot.routes, o.warn);
+    const outbound = this;
     this.#clusterContext = {
       clock: o.clock,
       random: o.random,
       locality: o.locality,
       meshLocality: o.localityLbSetting,
-      connectTimeoutMs: o.connectTimeoutMs,
+      // Read when a cluster's connections are set up: a snapshot with another mesh connect timeout applies to new connections.
+      get connectTimeoutMs() {
+        return outbound.#connectTimeoutMs;
+      },
       labels: o.labels,
       dns: { resolve: o.dns?.resolve ?? systemDnsResolve, refreshMs: o.dns?.refreshRateMs ?? DEFAULT_DNS_REFRESH_MS, family: lookupFamily(o.sourceIp) },
       onOutlierEvent: (cluster: string, e: OutlierEvent) => {
@@ -288,6 +296,11 @@ export class Outbound {
 
   /** Swaps in a new snapshot: new calls use it; cluster state whose name survives is kept. */
   install(snapshot: Snapshot): void {
+    // The mesh's settings first: clusters that survive rebuild their pools under the new connect timeout (transports' refresh).
+    const mesh = snapshot.meshSettings;
+    this.#connectTimeoutMs = mesh?.connectTimeoutMs ?? this.#o.connectTimeoutMs;
+    const mode = mesh?.outboundTrafficPolicy ?? this.#o.outboundTrafficPolicy;
+    if (mode !== this.#meshPolicy.mode) this.#meshPolicy = Object.freeze({ mode, egressProxy: undefined, source: '' });
     // Cluster state is made when a call first needs it (see #cluster): a mesh talks to a few of
     // the mesh's services, and a config push must not build pickers and pools for all of them.
     for (const [name, cs] of [...this.#clusters]) {

@@ -25,10 +25,9 @@ import { ServiceRegistry, type Service, type ServiceAlias } from '../config/regi
 import { buildSidecarScope, importsPort, listenerFor, type ScopeListener, type ScopeVirtualService, selectSidecar, type SidecarScope } from '../config/sidecar-scope.ts';
 import { DEFAULT_ROOT_NAMESPACE, type AnyResource, type Kind, ofKind, type Resource } from '../config/resource.ts';
 import { runNow, runSliced, type Steps } from '../config/steps.ts';
-import type { HTTPRetry, ServicePort } from '../config/types/networking.ts';
-import { NetworkTopology, type NetworkSettings } from '../config/network-topology.ts';
+import type { ServicePort } from '../config/types/networking.ts';
+import { NetworkTopology } from '../config/network-topology.ts';
 import { ClusterCompiler } from './cluster-compiler.ts';
-import type { CompileCache } from './compile-cache.ts';
 import { Compiler } from './compiler.ts';
 import { compileMeshDefaultRetry } from './route-policy.ts';
 import { isHttpPort, routesHttp } from './http-ports.ts';
@@ -47,35 +46,9 @@ export interface WorkloadInfo {
   readonly labels?: Readonly<Record<string, string>> | undefined;
 }
 
-/**
- * Options for {@link compileSnapshot}.
- * @category Snapshot
- */
-export interface CompileOptions {
-  /** Version label; defaults to a hash of the resources' content. */
-  readonly version?: string | undefined;
-  /** Extra WorkloadEntries (registered workloads) to add to the registry. */
-  readonly extraWorkloads?: readonly Resource<'WorkloadEntry'>[] | undefined;
-  /**
-   * The mesh's root namespace: its selector-less Sidecar applies to workloads whose namespace has none.
-   * @defaultValue 'istio-system'
-   */
-  readonly rootNamespace?: string | undefined;
-  /**
-   * The mesh's network and MeshNetworks: endpoints on other networks go through their east-west
-   * gateways (`routing/network-filter.ts`). Absent: every endpoint is dialled directly.
-   */
-  readonly networks?: NetworkSettings | undefined;
-  /**
-   * MeshConfig's `defaultHttpRetryPolicy`: the retry policy of every HTTP and gRPC route without
-   * `retries` (VirtualService rules, Gateway API routes, the default route of a service without a
-   * VirtualService). Validated by the caller (`createMesh` refuses a bad one). Absent: Istio's
-   * default (2 retries on connect-failure, refused-stream, unavailable, cancelled; no status code).
-   */
-  readonly defaultHttpRetryPolicy?: HTTPRetry | undefined;
-  /** @internal What the previous compile for this workload made, reused where unchanged (see {@link CompileCache}). */
-  readonly cache?: CompileCache | undefined;
-}
+import type { CompileOptions, MeshWideSettings } from './compile-options.ts';
+
+export type { CompileOptions, MeshWideSettings };
 
 /**
  * The immutable compiled config of one workload.
@@ -99,6 +72,8 @@ export interface Snapshot {
    * them and compiles again when their addresses change. Empty without any.
    */
   readonly gatewayHostnames: readonly string[];
+  /** The mesh-wide settings it was compiled with ({@link CompileOptions.meshSettings}); absent: the mesh's options apply. */
+  readonly meshSettings?: MeshWideSettings | undefined;
 }
 
 /**
@@ -345,6 +320,7 @@ export function* compileSteps(resources: readonly AnyResource[], workload: Workl
     inbound: inboundSection(resources),
     sidecar: applied,
     gatewayHostnames: topology?.hostnames ?? NO_NAMES,
+    ...(options.meshSettings === undefined ? {} : { meshSettings: Object.freeze({ ...options.meshSettings }) }),
   });
 }
 

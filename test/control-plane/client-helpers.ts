@@ -18,8 +18,8 @@ export interface TestControlPlane {
   readonly dataDir: string;
   /** Writes `<name>.json` with these resources (a Kubernetes List) into the config dir. */
   write(name: string, resources: object[]): Promise<void>;
-  /** Starts it again on the same port and directories (after `cp.close()`). */
-  restart(): Promise<void>;
+  /** Starts it again on the same port and directories (after `cp.close()`), with other options if given (a changed `meshConfig`). */
+  restart(changed?: { meshConfig?: Record<string, unknown> | undefined }): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -39,20 +39,20 @@ export function shortJitter(seed: number): Random {
 
 export async function startTestControlPlane(
   files: Record<string, object[]>,
-  o: { analysis?: 'advisory' | 'blocking' | 'off'; heartbeatMs?: number; insecure?: boolean; port?: number; certTtlMs?: number; registry?: RegistryStore; tls?: ServingTlsOptions } = {},
+  o: { analysis?: 'advisory' | 'blocking' | 'off'; heartbeatMs?: number; insecure?: boolean; port?: number; certTtlMs?: number; registry?: RegistryStore; tls?: ServingTlsOptions; meshConfig?: Record<string, unknown> } = {},
 ): Promise<TestControlPlane> {
   const configDir = await mkdtemp(join(tmpdir(), 'meshlet-cp-config-'));
   const dataDir = await mkdtemp(join(tmpdir(), 'meshlet-cp-data-'));
   const write = (name: string, resources: object[]) => writeFile(join(configDir, `${name}.json`), JSON.stringify({ apiVersion: 'v1', kind: 'List', items: resources }));
   for (const [name, resources] of Object.entries(files)) await write(name, resources);
-  const options = { configDir, dataDir, host: '127.0.0.1', port: o.port ?? 0, logger: quietLogger, heartbeatMs: o.heartbeatMs ?? 200, analysis: o.analysis, insecure: o.insecure, certTtlMs: o.certTtlMs, registry: o.registry, tls: o.tls };
+  const options = { configDir, dataDir, host: '127.0.0.1', port: o.port ?? 0, logger: quietLogger, heartbeatMs: o.heartbeatMs ?? 200, analysis: o.analysis, insecure: o.insecure, certTtlMs: o.certTtlMs, registry: o.registry, tls: o.tls, meshConfig: o.meshConfig, meshConfigSource: o.meshConfig === undefined ? undefined : 'test-mesh.yaml' };
   const t: TestControlPlane = {
     cp: await startControlPlane(options),
     configDir,
     dataDir,
     write,
-    async restart() {
-      t.cp = await startControlPlane({ ...options, port: t.cp.port });
+    async restart(changed = {}) {
+      t.cp = await startControlPlane({ ...options, ...changed, port: t.cp.port });
     },
     async close() {
       await t.cp.close();

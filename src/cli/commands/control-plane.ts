@@ -4,7 +4,9 @@
  *
  * @module
  */
+import { type FSWatcher, watch } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
 import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { parseDuration } from '../../config/duration.ts';
@@ -23,10 +25,48 @@ import { durationOption } from '../client.ts';
 import { readMeshConfigFile } from '../mesh-config-file.ts';
 import { formatHostPort } from '../../core/host-port.ts';
 
-/** `--mesh-config <file>`: the control plane's settings in Istio's MeshConfig (the istio ConfigMap or its data.mesh); none without the flag. */
-async function controlPlaneMeshConfig(file: string | undefined): Promise<{ rootNamespace?: string | undefined; trustDomain?: string | undefined }> {
-  const o = (await readMeshConfigFile('control-plane', file, false))?.options;
-  return o === undefined ? {} : { rootNamespace: o.rootNamespace, trustDomain: o.trustDomain };
+/**
+ * `--mesh-config <file>`: Istio's MeshConfig (the istio ConfigMap or its data.mesh), checked as
+ * `createMesh({ meshConfig })` checks it (a mistake names the file and the field): the control
+ * plane's own settings (rootNamespace, trustDomain) and the MeshConfig it pushes to every mesh it
+ * feeds; none without the flag.
+ */
+async function controlPlaneMeshConfig(file: string | undefined): Promise<{ rootNamespace?: string | undefined; trustDomain?: string | undefined; meshConfig?: Record<string, unknown> }> {
+  const read = await readMeshConfigFile('control-plane', file, false);
+  if (read === undefined) return {};
+  return { rootNamespace: read.options.rootNamespace, trustDomain: read.options.trustDomain, meshConfig: read.meshConfig };
+}
+
+/**
+ * Watches the `--mesh-config` file: a change is read and checked again and, when valid, pushed to
+ * every mesh (their compile settings apply at once); an invalid one is logged and the previous
+ * one stays. Its rootNamespace and trustDomain (the control plane's own) apply at the next start.
+ * Returns what stops watching.
+ */
+function watchMeshConfigFile(file: string, cp: { setMeshConfig(m: Record<string, unknown> | undefined, source?: string): void }): () => void {
+  const name = basename(file);
+  let reading = Promise.resolve();
+  const reread = () => {
+    reading = reading.then(async () => {
+      try {
+        const read = await readMeshConfigFile('control-plane', file, false);
+        if (read !== undefined) cp.setMeshConfig(read.meshConfig, file);
+      } catch (err) {
+        stderrLogger.warn(`${(err as Error).message}; the MeshConfig pushed before stays`);
+      }
+    });
+  };
+  let w: FSWatcher | undefined;
+  try {
+    // The directory, not the file: an editor or a ConfigMap mount replaces the file.
+    w = watch(dirname(file), (_event, changed) => {
+      if (changed === null || changed === name || changed.startsWith('..')) reread();
+    });
+    w.on('error', (err) => stderrLogger.warn(`--mesh-config ${file}: stopped watching it: ${err.message}`));
+  } catch (err) {
+    stderrLogger.warn(`--mesh-config ${file}: cannot watch it (${(err as Error).message}); a change applies at the next start`);
+  }
+  return () => w?.close();
 }
 
 export const controlPlaneHelp = `Usage: meshlet control-plane --config <dir> [options]
@@ -52,7 +92,10 @@ Options:
       --root-namespace <ns>     namespace whose policies apply mesh-wide (default istio-system)
       --mesh-config <file>      Istio's MeshConfig: the istio ConfigMap's YAML (kubectl get
                                 configmap istio -n istio-system -o yaml) or its data.mesh; its
-                                rootNamespace and trustDomain apply unless given as flags
+                                rootNamespace and trustDomain apply unless given as flags, and
+                                it is pushed to every mesh (connectTimeout, defaultHttpRetryPolicy,
+                                outboundTrafficPolicy, …: under each mesh's own options). Watched:
+                                a valid change is pushed at once
       --analysis <mode>         what analysis findings (IST0101, …) do to a change: advisory
                                 (default: reported in logs and /status, config applied, as in
                                 Istio), blocking (error-level findings refuse the change), off
@@ -287,6 +330,7 @@ export async function controlPlaneCommand(argv: string[]): Promise<number> {
       insecure: values.insecure === true,
       analysis,
       rootNamespace: values['root-namespace'] ?? fromMesh.rootNamespace,
+      ...(fromMesh.meshConfig === undefined ? {} : { meshConfig: fromMesh.meshConfig, meshConfigSource: values['mesh-config'] }),
       registrationAddresses,
       limits,
       trustDomain: values['trust-domain'] ?? fromMesh.trustDomain,
@@ -303,10 +347,13 @@ export async function controlPlaneCommand(argv: string[]): Promise<number> {
   const bound = isWildcard(cp.host) ? `${new URL(cp.url).protocol}//${formatHostPort(cp.host, cp.port)} (all interfaces; this host: ${cp.url})` : cp.url;
   out(`meshlet control-plane listening on ${bound} (config version ${status.configVersion}, source ${status.source.kind}:${status.source.location})`);
   if (cp.monitoringUrl !== undefined) out(`meshlet control-plane metrics on ${cp.monitoringUrl}/metrics`);
+  const meshConfigFile = values['mesh-config'];
+  const unwatch = meshConfigFile === undefined ? () => undefined : watchMeshConfigFile(meshConfigFile, cp);
   return new Promise<number>((resolve) => {
     const stop = (signal: string) => {
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
+      unwatch();
       stderrLogger.info?.(`${signal}: closing`);
       cp.close()
         .then(closeEtcd)

@@ -196,6 +196,8 @@ export async function statusCommand(argv: string[]): Promise<number> {
     out(`\nCA: trust domain ${p(ca.trustDomain)}, ${ca.roots} root${ca.roots === 1 ? '' : 's'} trusted (bundle ${p(ca.trustBundleVersion)})${ca.rotating ? ', ROTATING (finish with meshlet ca rotate --finalize)' : ''}, signer until ${p(ca.signerNotAfter)}`);
     if (bundles.length > 1) out(`replicas push different trust bundles: ${p(bundles.join(', '))}`);
   }
+  const mc = docs.find((d) => d.doc.meshConfig !== undefined)?.doc.meshConfig;
+  if (mc !== undefined) out(`\nMeshConfig pushed to meshes: ${p(mc.source ?? '(given)')} (version ${p(mc.version)}): ${mc.settings.length === 0 ? 'sets nothing' : p(mc.settings.join(', '))}`);
   const versions = [...new Set(docs.map((d) => d.doc.configVersion))];
   const configVersion = docs[0]!.doc.configVersion;
   if (versions.length > 1) out(`\nreplicas serve different config versions: ${p(versions.join(', '))}`);

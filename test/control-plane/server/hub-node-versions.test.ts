@@ -30,7 +30,7 @@ describe('a watch stream with a config of about 100 KB', () => {
   ] as const) {
     it(`on ${label}: gets hello, config and endpoints, then the next change and heartbeats`, { skip: label === 'Node 24' ? false : skipWithout('node22') }, async () => {
       const out = await run(node());
-      assert.deepEqual((out.first as string[]).filter((e) => e !== 'trust-bundle'), ['hello', 'config', 'endpoints'], JSON.stringify(out));
+      assert.deepEqual((out.first as string[]).filter((e) => e !== 'trust-bundle'), ['hello', 'mesh-config', 'config', 'endpoints'], JSON.stringify(out));
       assert.equal(out.applied, 200);
       assert.equal(out.configAfter, true, JSON.stringify(out));
       assert.equal(out.pingAfter, true, JSON.stringify(out));

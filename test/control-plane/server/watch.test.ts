@@ -21,7 +21,7 @@ describe('GET /v1/watch', () => {
   });
   after(() => s.close());
 
-  it('writes hello, the trust bundle (no id), then config and endpoints with eventId ids', async () => {
+  it('writes hello, the MeshConfig and the trust bundle (no ids), then config and endpoints with eventId ids', async () => {
     const w = await watch(s.url, query, { token });
     assert.equal(w.status, 200);
     const hello = await w.next();
@@ -32,6 +32,13 @@ describe('GET /v1/watch', () => {
     assert.match(hello.data.connection, /^cp-test-/);
     const status = s.cp.status();
     assert.equal(hello.data.configVersion, status.configVersion);
+    // Before the config, so that the first config is compiled with it; `{}` without --mesh-config.
+    const meshConfig = await w.next();
+    assert.equal(meshConfig.event, 'mesh-config');
+    assert.equal(meshConfig.id, undefined, 'not config: no event id, not ACKed');
+    assert.deepEqual(meshConfig.data.meshConfig, {});
+    assert.match(meshConfig.data.version, /^[0-9a-f]{16}$/);
+    assert.equal(status.meshConfig, undefined, 'none given: the status shows none');
     const bundle = await w.next();
     assert.equal(bundle.event, 'trust-bundle');
     assert.equal(bundle.id, undefined, 'not config: no event id, not ACKed');
@@ -52,7 +59,7 @@ describe('GET /v1/watch', () => {
     w.close();
   });
 
-  it('Last-Event-ID with the current versions gets hello (and the trust bundle) only; with an old config version, config only', async () => {
+  it('Last-Event-ID with the current versions gets hello (and the MeshConfig and trust bundle) only; with an old config version, config only', async () => {
     const first = await watch(s.url, query, { token });
     const { configVersion, endpointsVersion } = (await first.next('hello')).data;
     first.close();
@@ -61,7 +68,7 @@ describe('GET /v1/watch', () => {
     await until(() => w.pings >= 2, 2000, 'two pings');
     assert.deepEqual(
       w.events.map((e) => e.event),
-      ['hello', 'trust-bundle'],
+      ['hello', 'mesh-config', 'trust-bundle'],
     );
     w.close();
     const w2 = await watch(s.url, query, { token, lastEventId: `stale/${endpointsVersion}` });
@@ -72,7 +79,7 @@ describe('GET /v1/watch', () => {
     await until(() => w2.pings >= 1, 2000, 'a ping');
     assert.deepEqual(
       w2.events.map((e) => e.event),
-      ['hello', 'trust-bundle', 'config'],
+      ['hello', 'mesh-config', 'trust-bundle', 'config'],
     );
     w2.close();
   });

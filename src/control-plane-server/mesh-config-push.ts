@@ -1,0 +1,57 @@
+/**
+ * The MeshConfig a control plane pushes to the meshes it feeds (`meshlet control-plane
+ * --mesh-config`), as istiod's `istio` ConfigMap governs every proxy it serves: one
+ * `mesh-config` event per stream, after `hello` and before `config` (`{}` without one, so a
+ * restart without the file takes back what an earlier run pushed), and again to every stream
+ * when it changes — as istiod answers a MeshConfig change with a forced full push
+ * (pilot/pkg/bootstrap/server.go `initMeshHandlers`: `ConfigUpdate` with `GlobalUpdate`, `Forced`).
+ * The status shows its version, file and settings.
+ *
+ * @module
+ */
+import { createHash } from 'node:crypto';
+import { meshConfigSettings } from '../config/validate/mesh-config-notice.ts';
+import type { MeshConfigEvent, StatusDocument } from '../control-plane/protocol.ts';
+import { InvalidArgumentError } from '../core/errors.ts';
+import { canonicalJson } from './canonical-json.ts';
+
+/** What {@link startControlPlane} pushes (see `ControlPlaneOptions.meshConfig`). */
+export class MeshConfigPush {
+  #event: MeshConfigEvent;
+  #given: boolean;
+
+  /** `meshConfig`: the MeshConfig's fields (data.mesh parsed), none for `{}`; `source`: where it was read. */
+  constructor(meshConfig: Readonly<Record<string, unknown>> | undefined, source?: string) {
+    this.#given = meshConfig !== undefined;
+    this.#event = MeshConfigPush.#make(meshConfig ?? {}, source);
+  }
+
+  static #make(meshConfig: Readonly<Record<string, unknown>>, source: string | undefined): MeshConfigEvent {
+    if (meshConfig === null || typeof meshConfig !== 'object' || Array.isArray(meshConfig)) {
+      throw new InvalidArgumentError(`startControlPlane: \`meshConfig\` must be Istio's MeshConfig as an object (the istio ConfigMap's data.mesh, parsed), got ${Array.isArray(meshConfig) ? 'an array' : JSON.stringify(meshConfig)}`);
+    }
+    const version = createHash('sha256').update(canonicalJson(meshConfig)).digest('hex').slice(0, 16);
+    return { version, meshConfig, ...(source === undefined ? {} : { source }) };
+  }
+
+  /** The event every stream gets. */
+  get event(): MeshConfigEvent {
+    return this.#event;
+  }
+
+  /** Replaces it (a changed file); true when its content changed (then push it to every stream). */
+  set(meshConfig: Readonly<Record<string, unknown>> | undefined, source?: string): boolean {
+    const next = MeshConfigPush.#make(meshConfig ?? {}, source);
+    this.#given = meshConfig !== undefined;
+    const changed = next.version !== this.#event.version;
+    this.#event = next;
+    return changed;
+  }
+
+  /** The status's `meshConfig`; undefined when none was given. */
+  status(): StatusDocument['meshConfig'] {
+    if (!this.#given) return undefined;
+    const e = this.#event;
+    return { version: e.version, ...(e.source === undefined ? {} : { source: e.source }), settings: meshConfigSettings(e.meshConfig as Record<string, unknown>) };
+  }
+}

@@ -1,0 +1,145 @@
+/**
+ * The control plane's MeshConfig in a mesh it feeds (`mesh-config` events; `meshlet
+ * control-plane --mesh-config`), as istiod's MeshConfig governs every proxy it serves. It is read
+ * as `createMesh({ meshConfig })` reads one (the same mapping and checks) and applied under the
+ * mesh's own settings: an option given to createMesh, or set by the mesh's own `meshConfig`,
+ * wins field by field (within `telemetry.accessLog` and `telemetry.tracing` too).
+ *
+ * - `defaultHttpRetryPolicy`, `connectTimeout` and `outboundTrafficPolicy` feed every compile:
+ *   a changed MeshConfig compiles the config in use again and applies at once (new calls; a
+ *   connect timeout to new connections), as istiod's full push on a MeshConfig change rebuilds
+ *   every cluster's `connect_timeout` and every route's retry policy (pilot/pkg/bootstrap/server.go
+ *   `initMeshHandlers`).
+ * - Everything else (rootNamespace, trustDomain, extensionProviders, access logs, tracing, proxy
+ *   headers, path normalization, locality load balancing, DNS refresh) is read when the mesh is
+ *   built: the control plane sends its MeshConfig before the first config, so it applies when
+ *   the first config comes live. A MeshConfig that changes them later (or arrives after a start
+ *   from the cache or `failOpen`) is named once in a warning: they apply at the next start.
+ * - An invalid MeshConfig is refused as a whole, with a warning naming the field; the one in
+ *   use stays.
+ *
+ * @module
+ */
+import type { NetworkSettings } from './config/network-topology.ts';
+import type { MeshConfigEvent } from './control-plane/protocol.ts';
+import type { StateCompileOptions } from './control-plane/state.ts';
+import { applyMeshConfig, meshConfigProblems } from './mesh-config-option.ts';
+import type { MeshLogger, MeshOptions } from './mesh-options.ts';
+import { DEFAULT_CONNECT_TIMEOUT_MS } from './routing/cluster-settings.ts';
+import type { MeshWideSettings } from './routing/compile.ts';
+
+/** Options read when the mesh is built, by the MeshConfig fields that set them. */
+const AT_START: readonly (readonly [keyof MeshOptions, string])[] = [
+  ['rootNamespace', 'rootNamespace'],
+  ['trustDomain', 'trustDomain'],
+  ['trustDomainAliases', 'trustDomainAliases'],
+  ['enableAutoMtls', 'enableAutoMtls'],
+  ['extensionProviders', 'extensionProviders'],
+  ['pathNormalization', 'pathNormalization'],
+  ['dns', 'dnsRefreshRate'],
+  ['proxyHeaders', 'defaultConfig.proxyHeaders'],
+  ['localityLbSetting', 'localityLbSetting'],
+  ['telemetry', 'accessLog*/enableTracing/defaultConfig.tracing'],
+];
+
+const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
+const noop = (): void => undefined;
+
+/** The control plane's MeshConfig under a mesh's own options: the settings its compiles read, and its options when built. */
+export class ControlPlaneMeshConfig implements StateCompileOptions {
+  readonly #own: MeshOptions;
+  readonly #log: MeshLogger;
+  readonly networks: NetworkSettings | undefined;
+  /** The mesh's own options over the MeshConfig pushed. */
+  #effective: MeshOptions;
+  /** What the MeshConfig pushed sets, alone. */
+  #pushed: MeshOptions | undefined;
+  #version: string | undefined;
+  #label = '';
+  /** The options the mesh was built with (start-time settings stay these). */
+  #started: MeshOptions | undefined;
+  #warned = '';
+
+  /** `own`: createMesh's options (its own `meshConfig` applied); `networks`: the compile's network settings. */
+  constructor(own: MeshOptions, networks: NetworkSettings | undefined, log: MeshLogger) {
+    this.#own = own;
+    this.#effective = own;
+    this.networks = networks;
+    this.#log = log;
+  }
+
+  /** The root namespace compiles use: the one the mesh was built with (the MeshConfig's until then). */
+  get rootNamespace(): string | undefined {
+    return (this.#started ?? this.#effective).rootNamespace;
+  }
+
+  get defaultHttpRetryPolicy(): MeshOptions['defaultHttpRetryPolicy'] {
+    return this.#effective.defaultHttpRetryPolicy;
+  }
+
+  /** The mesh-wide settings snapshots carry, with where the control plane's came from. */
+  get meshSettings(): MeshWideSettings {
+    const e = this.#effective;
+    const origin: Record<string, string> = {};
+    const fromPush = (k: keyof MeshOptions, name: string) => {
+      if (this.#own[k] === undefined && this.#pushed?.[k] !== undefined) origin[name] = this.#label;
+    };
+    fromPush('outboundTrafficPolicy', 'outboundTrafficPolicy');
+    fromPush('connectTimeoutMs', 'connectTimeout');
+    fromPush('defaultHttpRetryPolicy', 'defaultHttpRetryPolicy');
+    return { outboundTrafficPolicy: e.outboundTrafficPolicy ?? 'ALLOW_ANY', connectTimeoutMs: e.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS, origin };
+  }
+
+  /** The version of the MeshConfig in use, and where it came from; undefined before any. */
+  get pushed(): { version: string; from: string; settings: MeshOptions } | undefined {
+    return this.#version === undefined || this.#pushed === undefined ? undefined : { version: this.#version, from: this.#label, settings: this.#pushed };
+  }
+
+  /** The mesh is built now: its options (the MeshConfig's under its own); start-time settings stay these. */
+  started(): MeshOptions {
+    this.#started = this.#effective;
+    return this.#effective;
+  }
+
+  /** Takes a `mesh-config` event; true when the settings compiles read changed (compile again). */
+  accept(e: MeshConfigEvent, url: string): boolean {
+    if (e.version === this.#version) return false;
+    const label = `the control plane's MeshConfig${e.source === undefined ? '' : ` ${e.source}`} (${url})`;
+    const say = (m: string): string => `meshlet: ${label}: ${m.replace(/^createMesh: (meshConfig: )?/, '')}`;
+    let pushed: MeshOptions;
+    let effective: MeshOptions;
+    try {
+      // Checked alone first: an own option that hides a field does not let a mistake in it pass.
+      pushed = applyMeshConfig({ service: this.#own.service, meshConfig: e.meshConfig }, noop, noop);
+      const problems = meshConfigProblems(pushed);
+      if (problems.length > 0) throw new Error(problems.join('; '));
+      effective = applyMeshConfig({ ...this.#own, meshConfig: e.meshConfig }, (m) => this.#log.info?.(say(m)), (m) => this.#log.warn(say(m)));
+    } catch (err) {
+      this.#log.warn(`meshlet: ${label} version ${e.version} is not applied, the settings in use stay: ${(err as Error).message.replace(/^createMesh: /, '')}`);
+      return false;
+    }
+    const before = this.#compileKey();
+    this.#version = e.version;
+    this.#label = label;
+    this.#pushed = pushed;
+    this.#effective = effective;
+    this.#warnAtStart(e.version);
+    return this.#compileKey() !== before;
+  }
+
+  #compileKey(): string {
+    return JSON.stringify([this.rootNamespace, this.defaultHttpRetryPolicy ?? null, this.meshSettings]);
+  }
+
+  /** Names, once per set, the start-time settings the MeshConfig in use changes after the mesh was built. */
+  #warnAtStart(version: string): void {
+    const started = this.#started;
+    if (started === undefined) return;
+    const changed = AT_START.filter(([k]) => !same(this.#effective[k], started[k])).map(([, name]) => name);
+    const key = changed.join(',');
+    if (key !== this.#warned && changed.length > 0) {
+      this.#log.warn(`meshlet: ${this.#label} version ${version} changes ${changed.join(', ')}, which this mesh reads when it starts: they apply at its next start (connectTimeout, defaultHttpRetryPolicy and outboundTrafficPolicy apply now)`);
+    }
+    this.#warned = key;
+  }
+}
