@@ -16,7 +16,7 @@ import { isMeshConfigMap, meshConfigSettings, meshConfigValueAt, UNAPPLIED_EXPOR
 import { PATH_NORMALIZATIONS } from './core/path-normalization.ts';
 import { parseDuration } from './config/duration.ts';
 import { type ProxyHeadersOptions, resolveProxyHeaders } from './core/proxy-headers.ts';
-import { retryPolicyProblems } from './config/validate/http-route.ts';
+import { retryPolicyProblems } from './config/validate/retry-policy.ts';
 import type { HTTPRetry } from './config/types/networking.ts';
 import { localityLbSettingProblems } from './config/validate/load-balancer.ts';
 import { checkAccessLogOptions } from './telemetry/access-log/config.ts';
@@ -103,10 +103,12 @@ function meshConfigProxyHeaders(v: unknown): unknown {
  * Checks a `defaultHttpRetryPolicy` (`name`: the option, `defaultHttpRetryPolicy` or
  * `meshConfig.defaultHttpRetryPolicy`) as a VirtualService's `retries` is checked: an error
  * naming the option and the field, or the policy (`warn` hears what meshlet does not apply in it).
+ * `fromMeshConfig`: read from Istio's MeshConfig, which istiod takes without validating this
+ * policy: what only a VirtualService's validation refuses is warned about and run as Envoy runs it.
  */
-export function checkDefaultRetryPolicy(v: unknown, name: string, warn: (message: string) => void): HTTPRetry {
+export function checkDefaultRetryPolicy(v: unknown, name: string, warn: (message: string) => void, fromMeshConfig = false): HTTPRetry {
   if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new InvalidArgumentError(`createMesh: \`${name}\` must be an HTTPRetry object such as { attempts: 3, retryOn: '5xx' } (a VirtualService's retries), got ${Array.isArray(v) ? 'a list' : JSON.stringify(v)}`);
-  const { errors, warnings } = retryPolicyProblems(v, name);
+  const { errors, warnings } = retryPolicyProblems(v, name, fromMeshConfig);
   if (errors.length > 0) throw new InvalidArgumentError(`createMesh: \`${name}\` is invalid: ${errors.join('; ')}`);
   for (const w of warnings) warn(`createMesh: ${w}`);
   return v as HTTPRetry;
@@ -180,7 +182,7 @@ export function applyMeshConfig(o: MeshOptions, info: (message: string) => void,
         break;
       case 'defaultHttpRetryPolicy':
         // An explicit option replaces it wholly (and is checked by createMesh).
-        if (o.defaultHttpRetryPolicy === undefined) top.defaultHttpRetryPolicy = checkDefaultRetryPolicy(v, `meshConfig.${path}`, warn);
+        if (o.defaultHttpRetryPolicy === undefined) top.defaultHttpRetryPolicy = checkDefaultRetryPolicy(v, `meshConfig.${path}`, warn, true);
         break;
       case 'accessLogFile':
         accessLog.file = str(v, path);

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { STATUS_CODES } from 'node:http';
 import { durationMs as ms } from '../config/duration.ts';
 import type {
   HeaderOperations,
@@ -112,7 +113,9 @@ function makeRetry(r: HTTPRetry | undefined): RetryPolicy {
   for (const raw of retryOnText.split(',')) {
     const t = raw.trim();
     if (t === '') continue;
-    if (/^\d+$/.test(t)) {
+    // As istiod's parseRetryOn: a number HTTP knows is a retriable status code; any other item
+    // goes to Envoy's retry_on, which ignores what it does not know.
+    if (/^\d+$/.test(t) && STATUS_CODES[Number(t)] !== undefined) {
       codes.add(Number(t));
       retryOn.add('retriable-status-codes');
     } else retryOn.add(t);

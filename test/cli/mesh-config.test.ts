@@ -95,10 +95,19 @@ describe('--mesh-config defaultHttpRetryPolicy', () => {
   });
 
   it('refuses one createMesh refuses (exit 2, naming the setting)', () => {
-    const bad = file('bad-retry.yaml', 'defaultHttpRetryPolicy: {retryOn: 5xx}\n');
+    const bad = file('bad-retry.yaml', 'defaultHttpRetryPolicy: {attempts: 1.5}\n');
     const r = meshlet(['routes', CONFIG, '--service', 'client', '--mesh-config', bad]);
     assert.equal(r.code, 2);
-    assert.match(r.stderr, /--mesh-config .*bad-retry\.yaml: `meshConfig\.defaultHttpRetryPolicy` is invalid: meshConfig\.defaultHttpRetryPolicy: attempts is required when retryOn is set/);
+    assert.match(r.stderr, /--mesh-config .*bad-retry\.yaml: `meshConfig\.defaultHttpRetryPolicy` is invalid: meshConfig\.defaultHttpRetryPolicy\.attempts: /);
+  });
+
+  // istiod validates no defaultHttpRetryPolicy and converts it as it stands (retry.ConvertPolicy).
+  it('warns about what only a VirtualService\'s validation refuses, and shows it as istiod runs it', () => {
+    const odd = file('odd-retry.yaml', 'defaultHttpRetryPolicy: {retryOn: 5xx}\n');
+    const r = meshlet(['routes', CONFIG, '--service', 'client', '--mesh-config', odd]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /retries off \(mesh defaultHttpRetryPolicy\)/);
+    assert.match(r.stderr, /odd-retry\.yaml: meshConfig\.defaultHttpRetryPolicy: attempts is required when retryOn is set .*turns retries off/);
   });
 });
 

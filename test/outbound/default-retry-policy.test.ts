@@ -174,13 +174,57 @@ describe('defaultHttpRetryPolicy: refused when invalid, naming the option', () =
     ['an unknown field', { defaultHttpRetryPolicy: { attempts: 2, retries: 3 } }, /`defaultHttpRetryPolicy` is invalid: defaultHttpRetryPolicy\.retries: /],
     ['a bad duration', { defaultHttpRetryPolicy: { attempts: 2, perTryTimeout: 'soon' } }, /defaultHttpRetryPolicy\.perTryTimeout: /],
     ['not an object', { defaultHttpRetryPolicy: 3 }, /createMesh: `defaultHttpRetryPolicy` must be an HTTPRetry object/],
-    ['from meshConfig', { meshConfig: 'defaultHttpRetryPolicy: {attempts: -1}' }, /createMesh: `meshConfig\.defaultHttpRetryPolicy` is invalid: meshConfig\.defaultHttpRetryPolicy\.attempts: /],
+    ['from meshConfig: a wrong type (istiod cannot read it)', { meshConfig: 'defaultHttpRetryPolicy: {attempts: 1.5}' }, /createMesh: `meshConfig\.defaultHttpRetryPolicy` is invalid: meshConfig\.defaultHttpRetryPolicy\.attempts: /],
+    ['from meshConfig: a bad duration', { meshConfig: 'defaultHttpRetryPolicy: {attempts: 2, perTryTimeout: soon}' }, /`meshConfig\.defaultHttpRetryPolicy` is invalid: meshConfig\.defaultHttpRetryPolicy\.perTryTimeout: /],
   ];
   for (const [name, opts, message] of cases) {
     test(name, async () => {
       await assert.rejects(createMesh({ ...base, ...opts }), message);
     });
   }
+
+  // istiod reads MeshConfig without validating defaultHttpRetryPolicy (ValidateMeshConfig) and converts
+  // it as it stands (retry.ConvertPolicy: attempts <= 0 is no policy; parseRetryOn passes unknown items
+  // to Envoy, whose parseRetryOn ignores them): an istio ConfigMap istiod runs with must not stop createMesh.
+  test('from meshConfig, what only a VirtualService\'s validation refuses: a warning, run as Envoy runs it', async () => {
+    const dead = await deadPort();
+    const runs: [yaml: string, flags: string, warning: RegExp][] = [
+      ['{attempts: 2, retryOn: "connect-failure,bogus,,599"}', 'URX,UF', /meshConfig\.defaultHttpRetryPolicy\.retryOn: .*"bogus" is not a retry policy.*Envoy ignores such items/],
+      ['{retryOn: connect-failure}', 'UF', /meshConfig\.defaultHttpRetryPolicy: attempts is required .*turns retries off/],
+      ['{attempts: -1}', 'UF', /meshConfig\.defaultHttpRetryPolicy\.attempts: .*turns retries off/],
+      ['{attempts: 0, perTryTimeout: 1s}', 'UF', /attempts: 0 disables retries.*turns retries off/],
+    ];
+    for (const [yaml, flags, warning] of runs) {
+      const warnings: string[] = [];
+      const mesh = await createMesh({ ...base, config: [serviceEntry('svc', SVC, 80, [{ port: dead }])], meshConfig: `defaultHttpRetryPolicy: ${yaml}\n`, logger: { warn: (m) => warnings.push(m) } });
+      try {
+        const r = await call(mesh, 'http://svc/');
+        assert.equal(r.status, 503, yaml);
+        assert.equal(r.flags, flags, `${yaml}: ${flags === 'UF' ? 'retries off' : 'connect failures retried'}`);
+      } finally {
+        await mesh.close();
+      }
+      assert.ok(warnings.some((w) => warning.test(w)), `${yaml}: ${warnings.join(' | ')}`);
+    }
+  });
+
+  test('a number HTTP does not know in retryOn is no status code (istiod\'s parseRetryOn: http.StatusText), so a 599 is not retried', async () => {
+    const u599 = await startUpstream('599', (_req, res) => {
+      res.statusCode = 599;
+      res.end('odd');
+    });
+    try {
+      const mesh = await createMesh({ ...base, config: [serviceEntry('svc', SVC, 80, [{ port: u599.port }])], meshConfig: 'defaultHttpRetryPolicy: {attempts: 2, retryOn: "599"}\n', logger: { warn: () => undefined } });
+      try {
+        assert.equal((await call(mesh, 'http://svc/')).status, 599);
+        assert.equal(u599.seen.length, 1);
+      } finally {
+        await mesh.close();
+      }
+    } finally {
+      await u599.close();
+    }
+  });
 
   test('retryRemoteLocalities (not applied by meshlet) is a warning through the logger', async () => {
     const warnings: string[] = [];

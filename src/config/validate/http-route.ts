@@ -20,18 +20,16 @@ import type {
   HTTPFaultInjection,
   HTTPMirrorPolicy,
   HTTPRedirect,
-  HTTPRetry,
   HTTPRewrite,
   HTTPRoute,
   HTTPRouteDestination,
   RegexRewrite,
 } from '../types/networking.ts';
 import { parseDuration } from '../duration.ts';
-import { formatPath, IssueList } from '../issues.ts';
 import { checkDnsLabel, host, namespaceName, percent, percentRange, portSelector, stringMatch } from './common.ts';
 import { checkHeaderValue, hasFormatter } from './header-value.ts';
 import { matchRequest, TOKEN } from './http-match.ts';
-import { checkRetryOn, spacedRetryOnItems } from './retry-on.ts';
+import { retries } from './retry-policy.ts';
 import {
   aliased,
   bool,
@@ -197,57 +195,6 @@ const rewrite = obj<HTTPRewrite>(
     },
   },
 );
-
-/** An `HTTPRetry`'s checks: a VirtualService's `retries` and MeshConfig's `defaultHttpRetryPolicy` alike. */
-const retryPolicy = obj<HTTPRetry>(
-  {
-    attempts: int({ min: 0, max: 2147483647 }),
-    perTryTimeout: duration,
-    retryOn: strWith(checkRetryOn),
-    retryRemoteLocalities: bool,
-    retryIgnorePreviousHosts: bool,
-    backoff: duration,
-  },
-  {
-    check: (r, path, ctx, raw) => {
-      if (r.retryRemoteLocalities === true) {
-        // Istio gives the retry policy Envoy's previous_priorities retry priority: retries move to other locality tiers.
-        const p = [...path, 'retryRemoteLocalities'];
-        ctx.issues.at(ctx.subject, p, 'warning', `not supported by meshlet: ${formatPath(p)}; retries pick their endpoint as first attempts do (another one when there is one), never preferring other localities`, 'MESHLET0002');
-      }
-      // Istio: a policy with attempts 0 is "disabled"; perTryTimeout, retryOn and retryRemoteLocalities contradict it.
-      const set = ['perTryTimeout', 'retryOn', 'retryRemoteLocalities'].filter((k) => raw[k] !== undefined && raw[k] !== null && raw[k] !== '');
-      if ((r.attempts ?? 0) === 0 && set.length > 0) {
-        fail(ctx, path, raw.attempts === undefined
-          ? `attempts is required when ${set.join(', ')} ${set.length === 1 ? 'is' : 'are'} set (an unset attempts is 0, which disables retries)`
-          : `attempts: 0 disables retries; ${set.join(', ')} must not be set with it`);
-      }
-    },
-  },
-);
-
-/** A VirtualService's `retries`: a `retryOn` item with spaces around it is trimmed (as retry.go and Envoy do), with a warning: istiod's ValidateHTTPRetry refuses it. */
-const retries: Validator<HTTPRetry> = (value, path, ctx) => {
-  const r = retryPolicy(value, path, ctx);
-  const spaced = typeof r?.retryOn === 'string' ? spacedRetryOnItems(r.retryOn) : [];
-  if (spaced.length > 0) {
-    const items = spaced.map((s) => JSON.stringify(s)).join(', ');
-    ctx.issues.at(ctx.subject, [...path, 'retryOn'], 'warning', `${items} ${spaced.length === 1 ? 'has spaces' : 'have spaces'} around it: Istio refuses this retryOn (its validation splits the list at commas only: ${JSON.stringify(spaced[0])} is not a valid retryOn policy); meshlet trims the spaces`);
-  }
-  return r;
-};
-
-/**
- * Checks MeshConfig's `defaultHttpRetryPolicy` (given as `name`, the option's path) as a
- * VirtualService's `retries` is checked — but for spaced `retryOn` items, which istiod's
- * ValidateMeshConfig never looks at: the errors and the warnings, each as `path: message`.
- */
-export function retryPolicyProblems(value: unknown, name: string): { errors: string[]; warnings: string[] } {
-  const issues = new IssueList();
-  retryPolicy(value, name.split('.'), { issues, subject: { source: { file: '' }, ref: '' }, namespace: '' });
-  const text = (level: 'error' | 'warning') => issues.ofLevel(level).map((i) => `${i.path}: ${i.message}`);
-  return { errors: text('error'), warnings: text('warning') };
-}
 
 const delay = obj<FaultDelay>(
   {
