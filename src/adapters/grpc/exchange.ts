@@ -53,7 +53,7 @@ export function noteAnsweredOn(ex: object, localAddress: string | undefined): vo
 export class GrpcExchange extends Exchange {
   /** Set when the mesh answers itself with a direct response or a redirect (not a gRPC answer). */
   localKind: LocalReplyKind | undefined = undefined;
-  /** The mesh's overflow answers carry `x-envoy-overloaded` (false: Istio's `proxyHeaders.envoyDebugHeaders` disabled). */
+  /** Endpoints' heads get `x-envoy-upstream-service-time`, the mesh's overflow answers `x-envoy-overloaded` (false: Istio's `proxyHeaders.envoyDebugHeaders` disabled). */
   envoyHeaders = true;
   /** Response messages delivered to the caller (`call:end`'s `responseMessages`). */
   responseMessages = 0;
