@@ -77,7 +77,9 @@ export interface ExplainedTarget {
   /**
    * The pool's requests now against its limits, and the connect timeout new connections get (the
    * DestinationRule's `tcp.connectTimeout`, else the mesh's `connectTimeoutMs`):
-   * `active 0/∞, pending 0/∞, overflows 0, connect timeout 10s`.
+   * `active 0/∞, pending 0/∞, overflows 0, connect timeout 10s`; for ALLOW_ANY's
+   * `PassthroughCluster` (a `passthrough` outcome's one target), `no limits, connect timeout 10s`
+   * with the mesh's connect timeout.
    */
   readonly connectionPool: string | undefined;
   readonly outlierDetection: string | undefined;
@@ -137,6 +139,7 @@ export interface Explanation {
   readonly timeout: string | undefined;
   readonly fault: string | undefined;
   readonly mirrors: readonly string[];
+  /** The destinations with their shares; for `passthrough`, ALLOW_ANY's `PassthroughCluster` to the address the URL names. */
   readonly targets: readonly ExplainedTarget[];
   /**
    * The outbound local rate limit filters (EnvoyFilters for SIDECAR_OUTBOUND) that look at the
@@ -146,6 +149,9 @@ export interface Explanation {
   /** Prints the explanation on a few lines. */
   toString(): string;
 }
+
+/** Envoy's name for the cluster of calls to hosts outside the mesh under ALLOW_ANY. */
+const PASSTHROUGH_CLUSTER = 'PassthroughCluster';
 
 function endpointsOf(cs: ClusterState | undefined, now: number, tls: TlsExplainer | undefined, scheme: string): ExplainedEndpoint[] {
   if (cs === undefined) return [];
@@ -185,6 +191,26 @@ function target(o: Outbound, t: RouteTarget, total: number, now: number, tls: Tl
     ...(t.cluster?.networkFilter === undefined ? {} : { network: t.cluster.networkFilter }),
     ...(tls !== undefined && cs !== undefined && cs.hostSet.hosts.length === 0 && cs.passthrough ? { tls: tls(cs, undefined, scheme) } : {}),
     ...(cs === undefined || cs.dnsTargets.size === 0 ? {} : { dns: [...cs.dnsTargets.values()].map(String) }),
+  };
+}
+
+/**
+ * ALLOW_ANY's PassthroughCluster as a call to `u` gets it: the address the URL names, no limits,
+ * and the mesh's connect timeout, as istiod builds it (pilot/pkg/networking/core/cluster_builder.go
+ * `buildDefaultPassthroughCluster`: ORIGINAL_DST, `ConnectTimeout: Mesh.ConnectTimeout`, the
+ * default circuit-breaker thresholds at their maximum) and as the mesh's transports connect.
+ */
+function passthroughTarget(o: Outbound, u: URL): ExplainedTarget {
+  const port = u.port === '' ? (u.protocol === 'https:' ? 443 : 80) : Number(u.port);
+  return {
+    destination: `${u.hostname}:${port}`,
+    sharePercent: 100,
+    cluster: PASSTHROUGH_CLUSTER,
+    missing: undefined,
+    loadBalancer: 'ORIGINAL_DST (the address the URL names)',
+    connectionPool: `no limits, connect timeout ${formatDuration(o.connectTimeoutMs)}`,
+    outlierDetection: undefined,
+    endpoints: [],
   };
 }
 
@@ -282,6 +308,7 @@ export function explain(o: Outbound, req: ExplainRequest, tls?: TlsExplainer): E
       outboundTrafficPolicy: `${policy.mode} (${policy.source === '' ? (snapshot.meshSettings?.origin?.outboundTrafficPolicy ?? 'the mesh’s') : policy.source})`,
       outcome: policy.mode === 'REGISTRY_ONLY' ? 'registry-only' : 'passthrough',
       virtualHost: undefined,
+      targets: policy.mode === 'REGISTRY_ONLY' ? [] : [passthroughTarget(o, u)],
     };
   } else {
     const scratch = { queryStart: head.path.indexOf('?'), query: undefined };

@@ -33,6 +33,7 @@ import { DEFAULT_ROOT_NAMESPACE } from '../config/resource.ts';
 import type { LocalityLoadBalancerSetting } from '../config/types/destination-rule.ts';
 import type { Snapshot, UnknownHostPolicy } from '../routing/compile.ts';
 import type { CompiledRoute } from '../routing/route-table.ts';
+import { DEFAULT_CONNECT_TIMEOUT_MS } from '../routing/cluster-settings.ts';
 import { balanceLayer } from './balance.ts';
 import { type ClusterContext, ClusterState } from './cluster-state.ts';
 import { routeLayer } from './route-layer.ts';
@@ -272,6 +273,11 @@ export class Outbound {
   /** The mesh clock. */
   get clock(): Clock {
     return this.#o.clock;
+  }
+
+  /** MeshConfig's `connectTimeout` (`createMesh({ connectTimeoutMs })`), else Istio's 10 s: the PassthroughCluster's, and a cluster's whose DestinationRule sets none. */
+  get connectTimeoutMs(): number {
+    return this.#o.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
   }
 
   /** MeshConfig `pathNormalization` as calls are routed with it. */

@@ -3,7 +3,8 @@
  * cluster's `connect_timeout` from MeshConfig's `connectTimeout` when its DestinationRule sets no
  * `connectionPool.tcp.connectTimeout`, so `meshlet routes` and `meshlet explain` with
  * `--mesh-config`, a mesh's `/config_dump` and `mesh.explain()` show the mesh's value for such a
- * cluster, and the rule's where it sets one.
+ * cluster, and the rule's where it sets one. ALLOW_ANY's PassthroughCluster, which istiod builds
+ * with the mesh's connect timeout (cluster_builder.go `buildDefaultPassthroughCluster`), shows it too.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -120,6 +121,33 @@ describe('meshlet explain --mesh-config: the connect timeout of the destination'
   });
 });
 
+describe('meshlet explain: the PassthroughCluster of a host outside the mesh (ALLOW_ANY)', () => {
+  it("its connection pool line shows the mesh's connect timeout (--mesh-config, else 10s), for HTTP and gRPC, text and JSON", () => {
+    const text = meshlet(['explain', CONFIG, '--service', 'client', '--mesh-config', MESH_CONFIG, 'https://example.org/x']);
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, /\nDestinations:\n +example\.org:443 +100% +PassthroughCluster\n +load balancing: +ORIGINAL_DST \(the address the URL names\)\n +connection pool: +no limits, connect timeout 2s\n/);
+    const json = meshlet(['explain', CONFIG, '--service', 'client', '-o', 'json', 'http://example.org:8080/x']);
+    assert.equal(json.code, 0, json.stderr);
+    const d = JSON.parse(json.stdout).destinations;
+    assert.deepEqual(
+      d.map((x: { host: string; port: number; cluster: string; connectionPool: string }) => [x.host, x.port, x.cluster, x.connectionPool]),
+      [['example.org', 8080, 'PassthroughCluster', 'no limits, connect timeout 10s']],
+    );
+    const grpc = meshlet(['explain', CONFIG, '--service', 'client', '--mesh-config', MESH_CONFIG, 'grpc://example.org:9090/pkg.Svc/Get']);
+    assert.equal(grpc.code, 0, grpc.stderr);
+    assert.match(grpc.stdout, /\n +example\.org:9090 +100% +PassthroughCluster\n +load balancing: [^\n]+\n +connection pool: +no limits, connect timeout 2s\n/);
+  });
+
+  it('REGISTRY_ONLY: no destination (the call gets 502 from the BlackHoleCluster)', () => {
+    const mc = file('registry-only.yaml', 'outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n');
+    const json = meshlet(['explain', CONFIG, '--service', 'client', '--mesh-config', mc, '-o', 'json', 'http://example.org/x']);
+    assert.equal(json.code, 0, json.stderr);
+    const doc = JSON.parse(json.stdout);
+    assert.equal(doc.outcome, 'registry-only');
+    assert.deepEqual(doc.destinations, []);
+  });
+});
+
 describe("a mesh's own views: /config_dump and mesh.explain()", () => {
   function get(url: string): Promise<string> {
     return new Promise((resolve, reject) => {
@@ -144,6 +172,13 @@ describe("a mesh's own views: /config_dump and mesh.explain()", () => {
         assert.deepEqual(timeouts(dump.clusters), { [PLAIN]: ['2s', 2000], [RULED]: ['300ms', 300], [EXT]: ['450ms', 450] });
         assert.match(mesh.explain({ url: 'http://plain.internal:8080/' }).targets[0]?.connectionPool ?? '', /, connect timeout 2s$/);
         assert.match(mesh.explain({ url: 'http://ruled.internal:8080/' }).targets[0]?.connectionPool ?? '', /, connect timeout 300ms$/);
+        const pass = mesh.explain({ url: 'http://example.org/' });
+        assert.equal(pass.outcome, 'passthrough');
+        assert.deepEqual(
+          pass.targets.map((t) => [t.destination, t.cluster, t.connectionPool]),
+          [['example.org:80', 'PassthroughCluster', 'no limits, connect timeout 2s']],
+        );
+        assert.match(String(pass), /→ example\.org:80 100% \[PassthroughCluster\]\n +lb: ORIGINAL_DST[^\n]*\n +pool: no limits, connect timeout 2s/);
       } finally {
         await mesh.close();
       }

@@ -39,7 +39,7 @@ export interface MeshCallContext {
   readonly workload: WorkloadIdentity | undefined;
   /** A call without `x-request-id` gets a new one (Istio's `proxyHeaders.requestId` not disabled). @defaultValue true */
   readonly requestId?: boolean;
-  /** Overflow answers carry `x-envoy-overloaded` (Istio's `proxyHeaders.envoyDebugHeaders` not disabled). @defaultValue true */
+  /** Responses get `x-envoy-upstream-service-time`, overflow answers `x-envoy-overloaded` (Istio's `proxyHeaders.envoyDebugHeaders` not disabled). @defaultValue true */
   readonly envoyHeaders?: boolean;
   /** The outbound pipeline. */
   pipeline(): Dispatch;

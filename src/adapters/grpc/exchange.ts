@@ -14,8 +14,10 @@ import { GRPC_STATUS, httpToGrpc } from '../../core/grpc-status.ts';
 import { responseChannels } from '../../core/observe-response.ts';
 import { localReplyText } from '../../core/local-reply.ts';
 import { OVERLOADED_HEADER } from '../undici/render.ts';
-import { PREFIX_BYTES } from './body.ts';
+import { SERVICE_TIME_HEADER, serviceTimeAt } from '../../core/upstream-service-time.ts';
+import { MessageBody, PREFIX_BYTES } from './body.ts';
 import { encodeGrpcMessage, FLAGS_KEY } from './metadata.ts';
+import { storeOf } from './wire-metadata.ts';
 
 /** The gRPC status a sidecar answers a mesh-made failure with. */
 export function grpcCodeOf(e: MeshletError): number {
@@ -51,7 +53,7 @@ export function noteAnsweredOn(ex: object, localAddress: string | undefined): vo
 export class GrpcExchange extends Exchange {
   /** Set when the mesh answers itself with a direct response or a redirect (not a gRPC answer). */
   localKind: LocalReplyKind | undefined = undefined;
-  /** The mesh's overflow answers carry `x-envoy-overloaded` (false: Istio's `proxyHeaders.envoyDebugHeaders` disabled). */
+  /** Endpoints' heads get `x-envoy-upstream-service-time`, the mesh's overflow answers `x-envoy-overloaded` (false: Istio's `proxyHeaders.envoyDebugHeaders` disabled). */
   envoyHeaders = true;
   /** Response messages delivered to the caller (`call:end`'s `responseMessages`). */
   responseMessages = 0;
@@ -68,6 +70,8 @@ export class GrpcExchange extends Exchange {
   #answerMetadata: Metadata | undefined = undefined;
   /** The head delivered to the caller is the attempt's, unchanged: its Metadata. */
   #headMetadata: Metadata | undefined = undefined;
+  /** The `x-envoy-upstream-service-time` added to the head (its Metadata gets it too when the caller is handed that). */
+  #serviceTime: string | undefined = undefined;
 
   protected override answeredOn(): string | undefined {
     return answeredOn.get(this);
@@ -106,12 +110,39 @@ export class GrpcExchange extends Exchange {
     super.onResponseData(controller, chunk);
   }
 
+  /**
+   * As Envoy's router (router.cc `Filter::onUpstreamHeaders`, unless `suppress_envoy_headers`):
+   * the endpoint's head — response metadata, or a trailers-only answer — gets
+   * `x-envoy-upstream-service-time`, the ms from the caller's half-close (retries and backoffs
+   * included) to it; none when the head came before the half-close (a stream still sending).
+   */
+  protected override upstreamHead(headers: Headers): boolean {
+    const clock = this.clock;
+    const body = this.body;
+    if (!this.envoyHeaders || clock === undefined || !(body instanceof MessageBody)) return false;
+    const v = serviceTimeAt(clock.now(), body.endedAt, this.routedAt);
+    if (v === undefined) return false;
+    const replaced = headers[SERVICE_TIME_HEADER] !== undefined;
+    headers[SERVICE_TIME_HEADER] = v;
+    if (!replaced) this.#serviceTime = v;
+    return replaced;
+  }
+
   protected override deliverHead(_controller: Controller, statusCode: number, headers: Headers, statusMessage: string | undefined, changed: boolean): void {
     // Only the mesh says what the mesh did: an upstream's own copies of its signals are dropped.
     delete headers[FLAGS_KEY];
     delete headers[OVERLOADED_HEADER];
     if (this.flags !== '') headers[FLAGS_KEY] = this.flags;
-    this.#headMetadata = !changed && headers === this.#answer ? this.#answerMetadata : undefined;
+    const md = !changed && headers === this.#answer ? this.#answerMetadata : undefined;
+    const time = this.#serviceTime;
+    if (md !== undefined && time !== undefined) {
+      // The endpoint's Metadata goes to the caller as it is: the header the mesh added joins it
+      // (in grpc-js's store directly: the name and value are the mesh's, valid already).
+      const store = storeOf(md);
+      if (store !== undefined) store.set(SERVICE_TIME_HEADER, [time]);
+      else md.set(SERVICE_TIME_HEADER, time);
+    }
+    this.#headMetadata = md;
     this._handler.onResponseStart?.(this, statusCode, headers, statusMessage);
   }
 

@@ -38,7 +38,7 @@ export interface MeshGrpcOptions {
   readonly workload: WorkloadIdentity | undefined;
   /** Calls without `x-request-id` get one (Istio's `proxyHeaders.requestId`). @defaultValue true */
   readonly requestId?: boolean;
-  /** Overflow answers carry `x-envoy-overloaded` (Istio's `proxyHeaders.envoyDebugHeaders`). @defaultValue true */
+  /** Responses get `x-envoy-upstream-service-time`, overflow answers `x-envoy-overloaded` (Istio's `proxyHeaders.envoyDebugHeaders`). @defaultValue true */
   readonly envoyHeaders?: boolean;
   pipeline(): Dispatch;
   closed(): boolean;

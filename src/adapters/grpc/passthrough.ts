@@ -15,11 +15,14 @@
  * `tcp.connectTimeout` for a ServiceEntry with resolution NONE (its DestinationRule applies, as
  * istiod builds that cluster), and within MeshConfig `connectTimeout` (`createMesh({ connectTimeoutMs })`, Istio's default 10 s) for
  * the PassthroughCluster of ALLOW_ANY — never unbounded, so a blackholed address does not hold a
- * call until its deadline (or for ever without one).
+ * call until its deadline (or for ever without one). A resolution-NONE cluster's DestinationRule
+ * `tcp.tcpKeepalive` applies to its sockets too (istiod sets that cluster's
+ * `upstream_connection_options` as any cluster's).
  *
  * @module
  */
 import type { Clock, Timer } from '../../core/clock.ts';
+import type { TcpKeepalive } from '../../routing/cluster-settings.ts';
 import { Conn, type ConnTarget } from './conn.ts';
 import { type GrpcJs, grpcJs } from './grpc-js.ts';
 import { type Admitted, type AttemptOwner, type EndpointConns, Live } from './pools.ts';
@@ -54,15 +57,16 @@ export class PassthroughConns implements AttemptOwner {
 
   /**
    * The connection to `authority` (`host:port`, the host a name or an address), made when there is
-   * none or it is dead; a new one must come up within `connectTimeoutMs`. Connections are kept per
-   * address and connect timeout, so two clusters passing through to one address with different
-   * timeouts each get theirs.
+   * none or it is dead; a new one must come up within `connectTimeoutMs`, and its socket gets
+   * `tcpKeepalive` (a resolution-NONE cluster's DestinationRule `tcp.tcpKeepalive`). Connections
+   * are kept per address, connect timeout and keepalive, so two clusters passing through to one
+   * address with different settings each get theirs.
    */
-  get(authority: string, connectTimeoutMs: number): Conn {
-    const key = `${authority} ${connectTimeoutMs}`;
+  get(authority: string, connectTimeoutMs: number, tcpKeepalive?: TcpKeepalive): Conn {
+    const key = tcpKeepalive === undefined ? `${authority} ${connectTimeoutMs}` : `${authority} ${connectTimeoutMs} ${tcpKeepalive.timeMs}/${tcpKeepalive.intervalMs}/${tcpKeepalive.probes}`;
     let c = this.#conns.get(key);
     if (c === undefined || c.dead) {
-      c = new Conn(this.#target(authority, connectTimeoutMs));
+      c = new Conn(this.#target(authority, connectTimeoutMs, tcpKeepalive));
       this.#conns.set(key, c);
       // Background housekeeping: the timer does not keep the process alive.
       if (this.#sweep === undefined && !this.#closed) this.#sweep = this.clock.setTimer(() => this.#cleanup(), PASSTHROUGH_CLEANUP_MS);
@@ -71,9 +75,9 @@ export class PassthroughConns implements AttemptOwner {
   }
 
   /** A plaintext connection to the address (gRPC passthrough takes no DestinationRule TLS: transport.ts refuses it). */
-  #target(authority: string, connectTimeoutMs: number): ConnTarget {
+  #target(authority: string, connectTimeoutMs: number, tcpKeepalive: TcpKeepalive | undefined): ConnTarget {
     const m = /^\[([^\]]+)\]:(\d+)$/.exec(authority) ?? /^([^:]+):(\d+)$/.exec(authority);
-    return { address: m?.[1] ?? authority, port: Number(m?.[2] ?? 80), tls: undefined, servername: undefined, tcpKeepalive: undefined, ping: undefined, connectTimeoutMs, clock: this.clock, observe: undefined };
+    return { address: m?.[1] ?? authority, port: Number(m?.[2] ?? 80), tls: undefined, servername: undefined, tcpKeepalive, ping: undefined, connectTimeoutMs, clock: this.clock, observe: undefined };
   }
 
   admit(_e: EndpointConns | undefined, a: Admitted): 'go' {

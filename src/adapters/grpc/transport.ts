@@ -123,9 +123,10 @@ export class GrpcTransport {
 
   /** Sends a call for a host outside the mesh to the address the caller named. */
   readonly passthrough: Dispatch = (ex, handler) => {
-    // A resolution-NONE cluster's connect timeout (its DestinationRule's, else the mesh's); ALLOW_ANY's PassthroughCluster: the mesh's (MeshConfig connectTimeout).
+    // A resolution-NONE cluster's connect timeout (its DestinationRule's, else the mesh's) and TCP keepalive; ALLOW_ANY's PassthroughCluster: the mesh's connect timeout (MeshConfig connectTimeout), no keepalive.
     const cs = ex.cluster as ClusterState | undefined;
-    new GrpcAttempt(ex, handler, this.#passthrough.get(ex.urlAuthority, cs?.connectTimeoutMs ?? this.#connectTimeoutMs), this.#passthrough, undefined).start();
+    const conn = cs === undefined ? this.#passthrough.get(ex.urlAuthority, this.#connectTimeoutMs) : this.#passthrough.get(ex.urlAuthority, cs.connectTimeoutMs, cs.cluster.settings.connectionPool.tcpKeepalive);
+    new GrpcAttempt(ex, handler, conn, this.#passthrough, undefined).start();
   };
 
   /** Classifies this transport's failures. */

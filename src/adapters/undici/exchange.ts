@@ -13,6 +13,7 @@ import { httpToGrpc } from '../../core/grpc-status.ts';
 import { localReplyText } from '../../core/local-reply.ts';
 import { FLAGS_HEADER, FLAGS_HEADER_RAW, failureHeaders, grpcAnswerHeaders, OVERLOADED_HEADER, rawFrom } from './render.ts';
 import { removeHopByHop, UPGRADE_HOP_BY_HOP } from '../../core/hop-by-hop.ts';
+import { SERVICE_TIME_HEADER, serviceTimeAt } from '../../core/upstream-service-time.ts';
 
 /** undici's controllers carry the raw header lists as received. */
 interface RawController extends Controller {
@@ -25,23 +26,10 @@ interface StartedHandler {
   onResponseStarted?(): void;
 }
 
-/** Envoy's router header on an upstream's response: ms from the end of the request to the response head. */
-const SERVICE_TIME_HEADER = 'x-envoy-upstream-service-time';
 const SERVICE_TIME_HEADER_RAW = Buffer.from(SERVICE_TIME_HEADER);
 
-/** The header's values below 1 s (most responses), made once each: text and raw bytes. */
-const SERVICE_TIMES: string[] = [];
+/** The header's raw values below 1 s, made once each. */
 const SERVICE_TIMES_RAW: Buffer[] = [];
-
-function serviceTimeText(ms: number): string {
-  if (ms >= 1000) return String(ms);
-  let t = SERVICE_TIMES[ms];
-  if (t === undefined) {
-    t = String(ms);
-    SERVICE_TIMES[ms] = t;
-  }
-  return t;
-}
 
 /** The raw value of `text` (shared for values below 1 s: raw header lists are read, never written). */
 function rawServiceTime(text: string): Buffer {
@@ -85,8 +73,7 @@ export class UndiciExchange extends Exchange implements BodySentListener {
     const complete = this.requestCompleteAt;
     if (complete === undefined || complete < 0 || this.clock === undefined) return false;
     // From the request's end, or from the end of a fault delay (the router sees the request after the fault filter).
-    const at = Math.max(complete, this.routedAt);
-    const v = serviceTimeText(Math.max(0, Math.floor(this.clock.now() - at)));
+    const v = serviceTimeAt(this.clock.now(), complete, this.routedAt) as string;
     const replaced = headers[SERVICE_TIME_HEADER] !== undefined;
     headers[SERVICE_TIME_HEADER] = v;
     if (!replaced) this.#serviceTime = v;

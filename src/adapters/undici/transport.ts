@@ -311,14 +311,15 @@ export class UndiciTransport {
       pools = new ClusterPools(poolOptions(cs), cs, this.#clock, this.#env);
       cs.transports.set(SLOT, { pools, key: poolKey(pools.options, cs) });
     }
+    // An HTTP call to an HTTP/2 upstream is an HTTP/2 call (telemetry's %PROTOCOL% / request.protocol),
+    // a resolution-NONE cluster's too: its agents speak HTTP/2 to an HTTP/2 port as the endpoints' pools do.
+    if (cs.h2 && ex.protocol === 'http1') ex.protocol = 'http2';
     if (host === undefined) {
       // Resolution NONE / PASSTHROUGH: the original destination (with the cluster's TLS, when it has one).
       if (cs.cluster.settings.tls === undefined) this.#toOriginal(pools.plain(), ex, handler);
       else this.#passthroughTls(pools, ex, handler);
       return;
     }
-    // An HTTP call to an HTTP/2 upstream is an HTTP/2 call (telemetry's request_protocol).
-    if (cs.h2 && ex.protocol === 'http1') ex.protocol = 'http2';
     const e = pools.get(host);
     let pool = e.pool;
     // The app's own TLS (an https:// URL) — unless the cluster's TLS settings failed: then the call

@@ -18,6 +18,7 @@ import { loadInputs, refuseInvalidConfig, reportAdvisories } from '../input.ts';
 import { readMeshConfigFile } from '../mesh-config-file.ts';
 import { OUTPUT_HELP, OUTPUT_OPTION, outputFormat, printDocument } from '../output.ts';
 import { destinationView, routeView } from '../../routing/views.ts';
+import { passthroughDestinations, printPassthrough } from './explain-passthrough.ts';
 import { explainInboundCommand, INBOUND_HELP, INBOUND_OPTIONS, strayInboundOptions } from './explain-inbound.ts';
 import { GRPC_5XX, GRPC_NO_CLUSTER, GRPC_NO_ENDPOINTS, GRPC_OUTCOMES, type GrpcTarget, grpcHeaders, grpcMethod, grpcRouteLines, grpcRouteView, isGrpcTarget, parseGrpcTarget } from './explain-grpc.ts';
 
@@ -252,7 +253,7 @@ export async function explainCommand(argv: string[]): Promise<number> {
   }
   const { vhost, route } = compiledParts(snap, e);
   const skipped = (vhost?.routes.slice(0, e.skipped.length) ?? []).map((r) => ({ name: r.name, index: r.virtualService === undefined ? null : r.index, match: r.matchers.map(String), text: describeRoute(r) }));
-  const dests = destinations(route, e, snap.resources, url.protocol.slice(0, -1), rootNamespace, trustDomain, meshConfig?.options);
+  const dests = e.outcome === 'passthrough' ? passthroughDestinations(e) : destinations(route, e, snap.resources, url.protocol.slice(0, -1), rootNamespace, trustDomain, meshConfig?.options);
   if (grpcTarget !== undefined) return printGrpc({ grpcTarget, format, headers, values: { service: values.service, namespace, labels, locality }, snap, e, vhost, route, skipped, dests });
 
   if (format !== undefined) {
@@ -278,7 +279,7 @@ export async function explainCommand(argv: string[]): Promise<number> {
   out(`Outcome:       ${OUTCOMES[e.outcome]}`);
   scopeLines(e);
   for (const r of e.rateLimits ?? []) out(`Rate limit:    ${r}`);
-  if (vhost === undefined) return 0;
+  if (vhost === undefined) return printPassthrough(dests);
   out(`Virtual host:  ${vhost.name} (${vhost.virtualService ?? 'no VirtualService: default route'})`);
   for (const s of skipped) out(`Not matched:   ${s.name}: ${s.match.join(' OR ')} (the request meets no match block of this rule)`);
   if (route === undefined) {
@@ -361,7 +362,7 @@ function printGrpc(x: GrpcExplained): number {
   out(`Outcome:       ${GRPC_OUTCOMES[e.outcome]}`);
   scopeLines(e);
   for (const r of e.rateLimits ?? []) out(`Rate limit:    ${r}`);
-  if (vhost === undefined) return 0;
+  if (vhost === undefined) return printPassthrough(dests);
   out(`Virtual host:  ${vhost.name} (${vhost.virtualService ?? 'no VirtualService: default route'})`);
   for (const s of skipped) out(`Not matched:   ${s.name}: ${s.match.join(' OR ')} (the call meets no match block of this rule)`);
   if (route === undefined) return 0;
