@@ -262,6 +262,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.#transport.install(snapshot.resources);
     this.#grpcTransport.install(snapshot.resources);
     this.#outbound.install(snapshot);
+    for (const t of [this.#transport, this.#grpcTransport]) t.passthroughConnectTimeout(this.#outbound.connectTimeoutMs);
     this.#servers.install(snapshot.resources);
     this.#telemetry.install(snapshot.resources);
   }
@@ -277,9 +278,8 @@ export class Mesh extends EventEmitter<MeshEvents> {
   }
 
   /**
-   * What the data plane holds right now, as plain data: the config in use, mirrored-request
-   * counters, and every cluster calls have used with its endpoints (requests in flight,
-   * ejected and until when). A copy: reading it changes nothing.
+   * What the data plane holds right now, as plain data: the config in use, mirrored-request counters, and every
+   * cluster calls have used with its endpoints (in flight, ejected and until when). A copy: reading it changes nothing.
    */
   diagnostics(): MeshDiagnostics {
     const source = this.#identitySource?.kind ?? (this.#source === undefined ? undefined : 'control-plane');

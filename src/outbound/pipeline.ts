@@ -275,9 +275,13 @@ export class Outbound {
     return this.#o.clock;
   }
 
-  /** MeshConfig's `connectTimeout` (`createMesh({ connectTimeoutMs })`), else Istio's 10 s: the PassthroughCluster's, and a cluster's whose DestinationRule sets none. */
+  /**
+   * MeshConfig's `connectTimeout` as the config in use has it (a control plane's MeshConfig, else
+   * `createMesh({ connectTimeoutMs })`), else Istio's 10 s: the PassthroughCluster's, and a
+   * cluster's whose DestinationRule sets none.
+   */
   get connectTimeoutMs(): number {
-    return this.#o.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+    return this.#connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
   }
 
   /** MeshConfig `pathNormalization` as calls are routed with it. */

@@ -126,6 +126,25 @@ describe('the control plane pushes its MeshConfig to the meshes it feeds', () =>
     assert.equal(r2.flags, 'UF');
   });
 
+  it('connectTimeout: a change while running reaches the PassthroughCluster too (ALLOW_ANY calls to hosts outside the mesh), as explain shows it', async () => {
+    const h = await blackhole();
+    open.push(h);
+    const t = await controlPlane({}, { connectTimeout: '1500ms' }, 60_000);
+    const clock = new ManualClock(1_000_000);
+    const mesh = await fedMesh(t, { clock });
+    const url = `https://127.0.0.1:${h.port}/`;
+    assert.match(mesh.explain({ url }).toString(), /PassthroughCluster[\s\S]*connect timeout 1\.5s/);
+    const r = await endsAtConnectTimeout(h, clock, 1500, () => call(mesh, url));
+    assert.equal(r.flags, 'UF');
+    const before = mesh.snapshot;
+    t.cp.setMeshConfig({ connectTimeout: '700ms' }, 'test-mesh.yaml');
+    await until(() => mesh.snapshot !== before, 'the new connect timeout compiled in');
+    assert.match(mesh.explain({ url }).toString(), /PassthroughCluster[\s\S]*connect timeout 700ms/);
+    h.sockets.length = 0;
+    const r2 = await endsAtConnectTimeout(h, clock, 700, () => call(mesh, url));
+    assert.equal(r2.flags, 'UF');
+  });
+
   it('a start-time setting (accessLogFile) pushed before the first config applies from the start', async () => {
     const up = await flaky();
     const dir = mkdtempSync(join(tmpdir(), 'meshlet-pushed-log-'));

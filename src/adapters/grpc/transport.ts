@@ -60,7 +60,7 @@ export class GrpcTransport {
   /** Attempts carry `x-envoy-expected-rq-timeout-ms` (Istio's `proxyHeaders.envoyDebugHeaders` not disabled). */
   readonly #envoyHeaders: boolean;
   /** MeshConfig's `connectTimeout`: PassthroughCluster's connect timeout. */
-  readonly #connectTimeoutMs: number;
+  #connectTimeoutMs: number;
 
   /**
    * `clock`: the mesh clock; `credentials`: the workload's certificate for mTLS (new connections use
@@ -79,6 +79,11 @@ export class GrpcTransport {
   /** A config is in use: its PeerAuthentications decide auto-mTLS, its DestinationRules' TLS files are read now. */
   install(resources: readonly AnyResource[]): TlsFiles {
     return this.#env.install(resources);
+  }
+
+  /** MeshConfig's `connectTimeout` changed (a control plane's MeshConfig, live): new PassthroughCluster connections get it. */
+  passthroughConnectTimeout(ms: number): void {
+    this.#connectTimeoutMs = ms;
   }
 
   /** Sends an attempt to the endpoint the balance layer picked. */

@@ -263,7 +263,10 @@ const SLOT = 'http';
 /** The undici side of a mesh: endpoint pools per cluster and a passthrough agent. */
 export class UndiciTransport {
   /** PassthroughCluster: no request timeout (as poolOptions), MeshConfig's `connectTimeout`. */
-  readonly #agent: ReturnType<typeof trackedAgent>;
+  #agent: ReturnType<typeof trackedAgent>;
+  #passthroughConnectTimeoutMs: number;
+  /** Passthrough agents a changed connect timeout replaced, draining their calls in flight. */
+  readonly #retiring = new Set<ReturnType<typeof trackedAgent>>();
   readonly #clock: Clock;
   readonly #env: TlsEnvironment;
   /** Calls carry `x-envoy-expected-rq-timeout-ms` (Istio's `proxyHeaders.envoyDebugHeaders` not disabled). */
@@ -277,7 +280,8 @@ export class UndiciTransport {
    */
   constructor(clock: Clock, credentials: CredentialHolder = new CredentialHolder(), tls: ClientTlsOptions = {}, envoyHeaders = true, connectTimeoutMs = DEFAULT_CONNECT_TIMEOUT_MS) {
     // An https:// URL's connect timeout on the mesh clock, as the clusters' TLS connects are timed.
-    this.#agent = trackedAgent({ headersTimeout: 0, bodyTimeout: 0, connect: clockedConnector(connectTimeoutMs, clock, undefined, undefined) as never });
+    this.#agent = passthroughAgent(connectTimeoutMs, clock);
+    this.#passthroughConnectTimeoutMs = connectTimeoutMs;
     this.#clock = clock;
     this.#env = new TlsEnvironment(credentials, tls, clock);
     this.#expected = envoyHeaders;
@@ -363,11 +367,29 @@ export class UndiciTransport {
     cs.retire(t.pools);
   }
 
+  /** MeshConfig's `connectTimeout` changed (a control plane's, live): a new PassthroughCluster agent; the old one drains. */
+  passthroughConnectTimeout(ms: number): void {
+    if (ms === this.#passthroughConnectTimeoutMs) return;
+    const old = this.#agent;
+    this.#agent = passthroughAgent(ms, this.#clock);
+    this.#passthroughConnectTimeoutMs = ms;
+    this.#retiring.add(old);
+    old
+      .close()
+      .catch(() => undefined)
+      .finally(() => this.#retiring.delete(old));
+  }
+
   /** Closes the passthrough agent: calls in flight may finish for `graceMs`, then they are cancelled. */
   async close(graceMs = Number.POSITIVE_INFINITY): Promise<void> {
     this.#env.close();
-    await closeWithin([this.#agent], graceMs, this.#clock);
+    await closeWithin([this.#agent, ...this.#retiring], graceMs, this.#clock);
   }
+}
+
+/** The PassthroughCluster's agent: no request timeout (as poolOptions), connects within `connectTimeoutMs` on the mesh clock. */
+function passthroughAgent(connectTimeoutMs: number, clock: Clock): ReturnType<typeof trackedAgent> {
+  return trackedAgent({ headersTimeout: 0, bodyTimeout: 0, connect: clockedConnector(connectTimeoutMs, clock, undefined, undefined) as never });
 }
 
 /** What a cluster's pools are made with (a connect function is not in JSON: its keepalive settings stand for it). */
