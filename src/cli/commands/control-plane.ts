@@ -4,12 +4,12 @@
  *
  * @module
  */
-import { type FSWatcher, watch } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { basename, dirname } from 'node:path';
 import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { parseDuration } from '../../config/duration.ts';
+import { Reloader } from '../../config/reloader.ts';
+import { watchConfigPaths } from '../../config/watch.ts';
 import { InvalidArgumentError } from '../../core/errors.ts';
 import { ANALYSIS_MODES, type AnalysisMode } from '../../config/load-config.ts';
 import { DEFAULT_PORT } from '../../control-plane/protocol.ts';
@@ -38,35 +38,39 @@ async function controlPlaneMeshConfig(file: string | undefined): Promise<{ rootN
 }
 
 /**
- * Watches the `--mesh-config` file: a change is read and checked again and, when valid, pushed to
- * every mesh (their compile settings apply at once); an invalid one is logged and the previous
- * one stays. Its rootNamespace and trustDomain (the control plane's own) apply at the next start.
- * Returns what stops watching.
+ * Watches the `--mesh-config` file as config files are watched (a ConfigMap's `..data` swap, a
+ * replaced file, a half-written one read only once settled and unchanged): a change is read and
+ * checked again and, when valid, pushed to every mesh (their compile settings apply at once); an
+ * invalid one is logged and the previous one stays. Its rootNamespace and trustDomain (the control
+ * plane's own) apply at the next start. Returns what stops watching.
  */
 function watchMeshConfigFile(file: string, cp: { setMeshConfig(m: Record<string, unknown> | undefined, source?: string): void }): () => void {
-  const name = basename(file);
-  let reading = Promise.resolve();
-  const reread = () => {
-    reading = reading.then(async () => {
+  const reloader = new Reloader({
+    debounceMs: 100,
+    maxDebounceMs: 1000,
+    reload: async (attempt) => {
+      let read: Awaited<ReturnType<typeof readMeshConfigFile>>;
       try {
-        const read = await readMeshConfigFile('control-plane', file, false);
-        if (read !== undefined) cp.setMeshConfig(read.meshConfig, file);
+        read = await readMeshConfigFile('control-plane', file, false);
       } catch (err) {
-        stderrLogger.warn(`${(err as Error).message}; the MeshConfig pushed before stays`);
+        // A file still being written reads again once it settles.
+        if (await attempt.current()) stderrLogger.warn(`${(err as Error).message}; the MeshConfig pushed before stays`);
+        return;
       }
-    });
+      if (read !== undefined && (await attempt.current())) cp.setMeshConfig(read.meshConfig, file);
+    },
+    onError: (err) => stderrLogger.warn(`--mesh-config ${file}: ${err instanceof Error ? err.message : String(err)}`),
+  });
+  const watcher = watchConfigPaths([file], {
+    onEvent: (e) => reloader.event(e),
+    onError: (err) => stderrLogger.warn(`--mesh-config ${file}: ${err.message}`),
+    onLost: (_root, why) => stderrLogger.warn(`--mesh-config ${file}: lost the watch on it (${why}); the MeshConfig pushed before stays`),
+    onRestored: (_root, how) => stderrLogger.info?.(`--mesh-config ${file}: ${how}`),
+  });
+  return () => {
+    watcher.close();
+    void reloader.close();
   };
-  let w: FSWatcher | undefined;
-  try {
-    // The directory, not the file: an editor or a ConfigMap mount replaces the file.
-    w = watch(dirname(file), (_event, changed) => {
-      if (changed === null || changed === name || changed.startsWith('..')) reread();
-    });
-    w.on('error', (err) => stderrLogger.warn(`--mesh-config ${file}: stopped watching it: ${err.message}`));
-  } catch (err) {
-    stderrLogger.warn(`--mesh-config ${file}: cannot watch it (${(err as Error).message}); a change applies at the next start`);
-  }
-  return () => w?.close();
 }
 
 export const controlPlaneHelp = `Usage: meshlet control-plane --config <dir> [options]
