@@ -13,8 +13,9 @@
  * - Everything else (rootNamespace, trustDomain, extensionProviders, access logs, tracing, proxy
  *   headers, path normalization, locality load balancing, DNS refresh) is read when the mesh is
  *   built: the control plane sends its MeshConfig before the first config, so it applies when
- *   the first config comes live. A MeshConfig that changes them later (or arrives after a start
- *   from the cache or `failOpen`) is named once in a warning: they apply at the next start.
+ *   the first config comes live (at a start from the last-known-good cache, the MeshConfig cached
+ *   with the config: `control-plane/cached-start.ts`). A MeshConfig that changes them later (or
+ *   arrives after a start with `failOpen`) is named once in a warning: they apply at the next start.
  * - An invalid MeshConfig is refused as a whole, with a warning naming the field; the one in
  *   use stays.
  *
@@ -55,6 +56,8 @@ export class ControlPlaneMeshConfig implements StateCompileOptions {
   /** What the MeshConfig pushed sets, alone. */
   #pushed: MeshOptions | undefined;
   #version: string | undefined;
+  /** The event in use, as received (the last-known-good cache keeps it). */
+  #event: MeshConfigEvent | undefined;
   #label = '';
   /** The options the mesh was built with (start-time settings stay these). */
   #started: MeshOptions | undefined;
@@ -95,13 +98,22 @@ export class ControlPlaneMeshConfig implements StateCompileOptions {
     return this.#version === undefined || this.#pushed === undefined ? undefined : { version: this.#version, from: this.#label, settings: this.#pushed };
   }
 
+  /** The `mesh-config` event in use, as received; undefined before any was applied. */
+  get event(): MeshConfigEvent | undefined {
+    return this.#event;
+  }
+
   /** The mesh is built now: its options (the MeshConfig's under its own); start-time settings stay these. */
   started(): MeshOptions {
     this.#started = this.#effective;
     return this.#effective;
   }
 
-  /** Takes a `mesh-config` event; true when the settings compiles read changed (compile again). */
+  /**
+   * Takes a `mesh-config` event (`url`: the control plane it came from, or where the cache was
+   * read); true when the settings compiles read changed (compile again). An invalid one is
+   * refused with a warning ({@link event} stays the one in use).
+   */
   accept(e: MeshConfigEvent, url: string): boolean {
     if (e.version === this.#version) return false;
     const label = `the control plane's MeshConfig${e.source === undefined ? '' : ` ${e.source}`} (${url})`;
@@ -120,6 +132,7 @@ export class ControlPlaneMeshConfig implements StateCompileOptions {
     }
     const before = this.#compileKey();
     this.#version = e.version;
+    this.#event = e;
     this.#label = label;
     this.#pushed = pushed;
     this.#effective = effective;

@@ -1,15 +1,20 @@
 /**
  * The last-known-good cache: the last config and endpoints a mesh applied from the control
- * plane, persisted as JSON in `<cacheDir>/<namespace>.<service>.json`, so a mesh that starts
- * while the control plane is unreachable can serve the config it had before. Writes are
- * atomic (temp file + rename) and serialised; a corrupt file is ignored with a warning.
+ * plane, and the control plane's MeshConfig it had then (its last `mesh-config` event),
+ * persisted as JSON in `<cacheDir>/<namespace>.<service>.json`, so a mesh that starts while the
+ * control plane is unreachable can serve the config it had before under the MeshConfig it had
+ * (as Envoy keeps what istiod built with its last mesh config). Writes are atomic (temp file +
+ * fsync + rename, mode 0600) and serialised; a corrupt file — a malformed MeshConfig in it too —
+ * is ignored whole, with a warning. A file written before the MeshConfig was kept has none and
+ * still loads.
  *
  * @module
  */
 import { writeFileAtomic } from '../core/write-file-atomic.ts';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { WireResource } from './protocol.ts';
+import type { MeshConfigEvent, WireResource } from './protocol.ts';
+import { checkMeshConfigEvent } from './pushed-events.ts';
 
 /** What the cache holds. */
 export interface CachedState {
@@ -17,6 +22,8 @@ export interface CachedState {
   readonly endpointsVersion: string;
   readonly resources: readonly WireResource[];
   readonly workloads: readonly WireResource[];
+  /** The control plane's MeshConfig in use (its `mesh-config` event as received); absent in a file written before it was kept, or when none was received. */
+  readonly meshConfig?: MeshConfigEvent;
 }
 
 /** Format marker inside the file. */
@@ -54,7 +61,13 @@ export class SnapshotCache {
       if (v.format !== FORMAT) throw new Error(`not a meshlet cache (format ${JSON.stringify(v.format)})`);
       if (typeof v.configVersion !== 'string' || typeof v.endpointsVersion !== 'string') throw new Error('versions missing');
       if (!isWireList(v.resources) || !isWireList(v.workloads)) throw new Error('resources or workloads missing');
-      return { configVersion: v.configVersion, endpointsVersion: v.endpointsVersion, resources: v.resources, workloads: v.workloads };
+      const state: CachedState = { configVersion: v.configVersion, endpointsVersion: v.endpointsVersion, resources: v.resources, workloads: v.workloads };
+      if (v.meshConfig === undefined) return state;
+      try {
+        return { ...state, meshConfig: checkMeshConfigEvent(v.meshConfig) };
+      } catch (e) {
+        throw new Error(`meshConfig: ${(e as Error).message}`);
+      }
     } catch (e) {
       this.#warn(`meshlet: ignoring the corrupt config cache ${this.file}: ${e instanceof Error ? e.message : String(e)}`);
       return undefined;

@@ -20,7 +20,12 @@ export function parseTrustBundle(data: string): TrustBundleEvent {
 
 /** A `mesh-config` event's data: a version and the MeshConfig as an object. */
 export function parseMeshConfigEvent(data: string): MeshConfigEvent {
-  const body = JSON.parse(data) as MeshConfigEvent;
+  return checkMeshConfigEvent(JSON.parse(data));
+}
+
+/** A `mesh-config` event's data, parsed (as the last-known-good cache keeps it): checked as {@link parseMeshConfigEvent} checks it. */
+export function checkMeshConfigEvent(value: unknown): MeshConfigEvent {
+  const body = value as MeshConfigEvent;
   const m = body?.meshConfig;
   if (typeof body?.version !== 'string' || m === null || typeof m !== 'object' || Array.isArray(m)) throw new Error('version and a meshConfig object are required');
   if (body.source !== undefined && typeof body.source !== 'string') throw new Error('source must be a string');

@@ -38,8 +38,12 @@ export interface ControlPlaneSourceOptions {
   readonly defaultHttpRetryPolicy?: HTTPRetry | undefined;
   /** The settings every compile reads, read at each compile (they change with the control plane's MeshConfig); absent: the fields above. */
   readonly compileSettings?: StateCompileOptions;
-  /** Takes the control plane's MeshConfig (`mesh-config` events): true when compiles must run again. */
-  readonly meshConfig?: { accept(event: MeshConfigEvent, url: string): boolean };
+  /**
+   * Takes the control plane's MeshConfig (`mesh-config` events, and the one in the last-known-good
+   * cache at a start from it): true when compiles must run again; `event` is the one in use (kept
+   * in the cache with the config).
+   */
+  readonly meshConfig?: { accept(event: MeshConfigEvent, url: string): boolean; readonly event: MeshConfigEvent | undefined };
   readonly locality: string;
   /** This workload's network and MeshNetworks (multi-network: compiles route endpoints on other networks through their gateways; registrations are on this network). */
   readonly networks?: NetworkSettings;

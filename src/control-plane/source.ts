@@ -23,9 +23,10 @@ import { UrlRotation } from './backoff.ts';
 import { type CachedState, SnapshotCache } from './cache.ts';
 import { ControlPlaneHttp, isAuthFailure, isPlainToTlsFailure } from './http.ts';
 import { ControlPlaneIdentity } from './identity.ts';
-import { type HelloEvent, REPORT_PATH, type WorkloadReport } from './protocol.ts';
+import { type HelloEvent, type MeshConfigEvent, REPORT_PATH, type WorkloadReport } from './protocol.ts';
 import { type Registration, Registrar, type RegisterOptions } from './registration.ts';
-import { checkConfig, checkWorkloads, compileStateAsync, EMPTY_STATE, type GoodState, reasons } from './state.ts';
+import { compileStateAsync, EMPTY_STATE, type GoodState } from './state.ts';
+import { startFromCache } from './cached-start.ts';
 import type { ConfigAppliedEvent, ConfigOrigin, ConnectedEvent, ControlPlaneSourceOptions, DisconnectedEvent, SourceSink } from './source-types.ts';
 import { Watch } from './watch.ts';
 
@@ -85,7 +86,7 @@ export class ControlPlaneSource {
         rejected: (kind, version, issues, error, url) => this.#onRejected(kind, version, issues.all, error, url),
         failed: (error, info) => this.#onFailed(error, info),
         trustBundle: (bundle) => this.#identity?.trustBundle(bundle),
-        meshConfig: (e, url) => o.meshConfig?.accept(e, url) === true,
+        meshConfig: (e, url) => this.#onMeshConfig(e, url),
         recompiled: (_state, snapshot) => this.#install(snapshot),
       },
       onWarning: (m) => o.logger.warn(`meshlet: ${m}`),
@@ -275,11 +276,29 @@ export class ControlPlaneSource {
       this.#install(snapshot);
     }
     this.#emit('config', { version: state.configVersion, endpointsVersion: state.endpointsVersion, source: 'control-plane', findings: state.findings } satisfies ConfigAppliedEvent);
+    this.#save(state);
+  }
+
+  /** A `mesh-config` event: taken under the mesh's settings; one that is now in use is written to the cache with the state in use. */
+  #onMeshConfig(e: MeshConfigEvent, url: string): boolean {
+    const mc = this.#o.meshConfig;
+    if (mc === undefined) return false;
+    const before = mc.event;
+    const recompile = mc.accept(e, url);
+    const state = this.#watch.state;
+    if (mc.event !== before && state !== EMPTY_STATE) this.#save(state);
+    return recompile;
+  }
+
+  /** Writes the last-known-good cache: the state in use and the control plane's MeshConfig in use. */
+  #save(state: GoodState): void {
+    const meshConfig = this.#o.meshConfig?.event;
     void this.#cache?.write({
       configVersion: state.configVersion,
       endpointsVersion: state.endpointsVersion,
       resources: state.wireResources,
       workloads: state.wireWorkloads,
+      ...(meshConfig === undefined ? {} : { meshConfig }),
     });
   }
 
@@ -340,24 +359,7 @@ export class ControlPlaneSource {
 
   async #fromCache(): Promise<{ state: GoodState; snapshot: Snapshot } | undefined> {
     const c = await this.#cached;
-    if (c === undefined) return undefined;
-    const check = { defaultNamespace: this.#o.workload.namespace, analysis: this.#o.analysis };
-    const config = checkConfig(c.resources, `cache ${this.#cache?.file} config`, check);
-    const workloads = checkWorkloads(c.workloads, `cache ${this.#cache?.file} workloads`, check);
-    if (!config.ok || !workloads.ok) {
-      this.#o.logger.warn(`meshlet: ignoring the cached config, it is not valid:\n  ${[...reasons(config.issues), ...reasons(workloads.issues)].join('\n  ')}`);
-      return undefined;
-    }
-    const state: GoodState = {
-      configVersion: c.configVersion,
-      endpointsVersion: c.endpointsVersion,
-      resources: config.value,
-      workloads: workloads.value,
-      wireResources: c.resources,
-      wireWorkloads: c.workloads,
-      findings: config.findings,
-    };
-    return { state, snapshot: await compileStateAsync(state, this.#o.workload, this.#o.compileSettings ?? this.#o, this.#o.gatewayNames) };
+    return c === undefined || this.#cache === undefined ? undefined : startFromCache(c, this.#cache.file, this.#o);
   }
 
   /**

@@ -3,7 +3,7 @@
  * rotation, the last-known-good cache, and the validation of received events.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -109,6 +109,26 @@ test('cache: atomic write and read back; a corrupt or foreign file is ignored wi
   assert.match(warnings[0] ?? '', /ignoring the corrupt config cache .*default\.productpage\.json/);
   assert.match(warnings[1] ?? '', /not a meshlet cache/);
   assert.match(await readFile(cache.file, 'utf8'), /other/);
+});
+
+test("cache: the control plane's MeshConfig is kept with the config (mode 0600) and read back; a malformed one makes the file corrupt", async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'meshlet-cache-'));
+  dirs.push(dir);
+  const warnings: string[] = [];
+  const cache = new SnapshotCache(dir, 'default', 'productpage', (m) => warnings.push(m));
+  const state = { configVersion: 'c1', endpointsVersion: 'e1', resources: [], workloads: [], meshConfig: { version: 'm1', meshConfig: { outboundTrafficPolicy: { mode: 'REGISTRY_ONLY' } }, source: '/etc/istio/mesh.yaml' } };
+  await cache.write(state);
+  assert.deepEqual(await cache.read(), state);
+  assert.equal((await stat(cache.file)).mode & 0o777, 0o600);
+  const { meshConfig: _, ...old } = state;
+  await writeFile(cache.file, JSON.stringify({ format: 'meshlet.cache/v1', ...old }));
+  assert.deepEqual(await cache.read(), old, 'a file written before the MeshConfig was kept');
+  for (const bad of [{ version: 'm1' }, { version: 'm1', meshConfig: [] }, { meshConfig: {} }, { version: 'm1', meshConfig: {}, source: 3 }, 'm1']) {
+    await writeFile(cache.file, JSON.stringify({ format: 'meshlet.cache/v1', ...old, meshConfig: bad }));
+    assert.equal(await cache.read(), undefined, JSON.stringify(bad));
+  }
+  assert.equal(warnings.length, 5);
+  for (const w of warnings) assert.match(w, /ignoring the corrupt config cache .*default\.productpage\.json: meshConfig: /);
 });
 
 test('received events are validated: config as a whole set, workloads as WorkloadEntries', () => {
