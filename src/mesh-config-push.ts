@@ -43,7 +43,22 @@ const AT_START: readonly (readonly [keyof MeshOptions, string])[] = [
   ['telemetry', 'accessLog*/enableTracing/defaultConfig.tracing'],
 ];
 
-const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
+/**
+ * Whether two option values are the same: plain data compared field by field, anything else
+ * (a MeterProvider, a TracerProvider, a function: the mesh's own, carried over unchanged) by
+ * identity. Not JSON.stringify: an option such as `telemetry.ownMetrics.meterProvider` holds
+ * cycles, and stringifying it threw — the MeshConfig was then taken as malformed and never compiled in.
+ */
+function same(a: unknown, b: unknown, depth = 0): boolean {
+  if (Object.is(a, b)) return true;
+  if (a === null || b === null || typeof a !== 'object' || typeof b !== 'object' || depth > 32) return false;
+  if (Array.isArray(a) !== Array.isArray(b) || !isPlain(a) || !isPlain(b)) return false;
+  const ka = Object.keys(a).filter((k) => (a as Record<string, unknown>)[k] !== undefined);
+  const kb = Object.keys(b).filter((k) => (b as Record<string, unknown>)[k] !== undefined);
+  return ka.length === kb.length && ka.every((k) => same((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], depth + 1));
+}
+
+const isPlain = (o: object): boolean => Array.isArray(o) || Object.getPrototypeOf(o) === Object.prototype || Object.getPrototypeOf(o) === null;
 const noop = (): void => undefined;
 
 /** The control plane's MeshConfig under a mesh's own options: the settings its compiles read, and its options when built. */
