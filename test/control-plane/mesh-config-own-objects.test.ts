@@ -34,7 +34,7 @@ test("a mesh with its own telemetry.ownMetrics.meterProvider follows a changed M
   open.push(mesh);
   assert.equal(mesh.snapshot.meshSettings?.connectTimeoutMs, 1000);
   t.cp.setMeshConfig({ connectTimeout: '2s' }, 'test-mesh.yaml');
-  await until(() => mesh.snapshot.meshSettings?.connectTimeoutMs === 2000, `the new connect timeout compiled in (warnings: ${warnings.join(' | ')})`);
+  await until(() => mesh.snapshot.meshSettings?.connectTimeoutMs === 2000, 'the new connect timeout compiled in');
   t.cp.setMeshConfig({ connectTimeout: '2s', enableTracing: true }, 'test-mesh.yaml');
   await until(() => warnings.some((w) => /changes accessLog\*\/enableTracing\/defaultConfig\.tracing, which this mesh reads when it starts/.test(w)), 'the start-time change named');
   assert.deepEqual(warnings.filter((w) => /malformed/.test(w)), []);
