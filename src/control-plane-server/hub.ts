@@ -209,15 +209,20 @@ export class PushHub {
     for (const s of this.#streams.values()) this.#sendBundle(s, at);
   }
 
-  /** The MeshConfig changed: pushes it to every stream. */
+  /** The MeshConfig changed: pushes it to every stream (each a push, timed from now, as istiod's forced full push on a MeshConfig change). */
   meshConfigChanged(): void {
-    for (const s of this.#streams.values()) this.#sendMeshConfig(s);
+    const at = this.#o.metrics?.now();
+    for (const s of this.#streams.values()) this.#sendMeshConfig(s, at);
   }
 
-  #sendMeshConfig(s: Stream): void {
+  #sendMeshConfig(s: Stream, changedAt?: number): void {
     const mc = this.#o.meshConfig?.();
     if (mc === undefined || s.meshConfig === mc.version) return;
-    if (this.#write(s, [`event: mesh-config\ndata: ${JSON.stringify(mc)}\n\n`])) s.meshConfig = mc.version;
+    const text = `event: mesh-config\ndata: ${JSON.stringify(mc)}\n\n`;
+    if (this.#write(s, [text])) {
+      s.meshConfig = mc.version;
+      this.#pushed('mesh-config', [text], changedAt);
+    }
   }
 
   #sendBundle(s: Stream, changedAt?: number): void {

@@ -8,7 +8,12 @@
  * without `_total`, as istiod exports them), and `meshlet_control_plane_*` for the rest.
  *
  * Push `type` is the watch stream's event: `config` (istiod's cds+lds+rds), `endpoints` and
- * `endpoints-delta` (eds), `trust-bundle` (the roots part of sds). Every label is bounded: event
+ * `endpoints-delta` (eds), `trust-bundle` (the roots part of sds), `mesh-config` (the control
+ * plane's MeshConfig: istiod answers a MeshConfig change with a forced full push —
+ * pilot/pkg/bootstrap/server.go `initMeshHandlers` — counted under each xDS type it resends,
+ * pilot/pkg/xds/monitoring.go `recordPushTime`; a mesh rebuilds from the one `mesh-config` event
+ * what those carry, so it counts once, under its own type, and a change is timed in
+ * `pilot_proxy_convergence_time` as istiod times every push, ads.go `pushConnection`). Every label is bounded: event
  * types, resource kinds, ACK/NACK — never a workload, a connection or an address. Each replica
  * counts what it did itself (etcd mode: scrape every replica).
  *
@@ -22,7 +27,7 @@ import type { ConfigStore, RegistryStore } from '../store.ts';
 import { type Counter, type Histogram, MetricsRegistry } from './registry.ts';
 
 /** What a watch stream is sent. */
-export type PushType = 'config' | 'endpoints' | 'endpoints-delta' | 'trust-bundle';
+export type PushType = 'config' | 'endpoints' | 'endpoints-delta' | 'trust-bundle' | 'mesh-config';
 
 /** istiod's buckets for `pilot_proxy_convergence_time`, seconds. */
 export const CONVERGENCE_BUCKETS = [0.1, 0.5, 1, 3, 5, 10, 20, 30] as const;
@@ -81,12 +86,12 @@ export class ControlPlaneMetrics {
     this.#now = options.now ?? (() => performance.now());
     const wallNow = options.wallNow ?? Date.now;
     const r = this.registry;
-    this.#pushes = r.counter('pilot_xds_pushes', 'Events written to watch streams, by type: config (cds+lds+rds), endpoints and endpoints-delta (eds), trust-bundle (sds roots).', ['type']);
-    for (const t of ['config', 'endpoints', 'endpoints-delta', 'trust-bundle'] as const) this.#pushes.inc({ type: t }, 0);
+    this.#pushes = r.counter('pilot_xds_pushes', 'Events written to watch streams, by type: config (cds+lds+rds), endpoints and endpoints-delta (eds), trust-bundle (sds roots), mesh-config (the MeshConfig: istiod\'s full push on its change).', ['type']);
+    for (const t of ['config', 'endpoints', 'endpoints-delta', 'trust-bundle', 'mesh-config'] as const) this.#pushes.inc({ type: t }, 0);
     // As istiod's: 1, labelled with the component and its version (Grafana's "Pilot Versions" and "Istio Component Versions").
     r.gauge('istio_build', 'Istio component build info: 1, with the component (pilot) and its version (tag: meshlet\'s version).', ['component', 'tag']).collect(() => [[{ component: 'pilot', tag: MESHLET_VERSION }, 1]]);
     r.gauge('pilot_xds', 'Watch streams (connected workloads) open on this replica.').collect(() => [[{}, sources.watchers()]]);
-    this.#convergence = r.histogram('pilot_proxy_convergence_time', 'Delay in seconds between a config or endpoints change and its push being written to a watching workload.', [], CONVERGENCE_BUCKETS);
+    this.#convergence = r.histogram('pilot_proxy_convergence_time', 'Delay in seconds between a config, endpoints or MeshConfig change and its push being written to a watching workload.', [], CONVERGENCE_BUCKETS);
     this.#configSize = r.histogram('pilot_xds_config_size_bytes', 'Size in bytes of the config and endpoints events written to watch streams, by type.', ['type'], CONFIG_SIZE_BUCKETS);
     this.#acks = r.counter('meshlet_control_plane_acks_total', 'ACKs and NACKs received from workloads, by type (config, endpoints) and status (ACK, NACK).', ['type', 'status']);
     for (const type of ['config', 'endpoints']) for (const status of ['ACK', 'NACK']) this.#acks.inc({ type, status }, 0);
@@ -193,7 +198,8 @@ export class ControlPlaneMetrics {
   pushed(type: PushType, bytes: number, changedAt?: number): void {
     this.#pushes.inc({ type });
     if (type === 'trust-bundle') return;
-    this.#configSize.observe({ type }, bytes);
+    // The config's sizes: a MeshConfig is a few settings, not config.
+    if (type !== 'mesh-config') this.#configSize.observe({ type }, bytes);
     if (changedAt !== undefined) this.#convergence.observe({}, Math.max(0, this.#now() - changedAt) / 1000);
   }
 

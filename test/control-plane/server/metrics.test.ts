@@ -96,7 +96,7 @@ describe("the control plane's /metrics", () => {
     const scrapeStart = Date.now();
     const f = await scrape(cp.url);
     const scrapeEnd = Date.now();
-    for (const type of ['config', 'endpoints', 'endpoints-delta', 'trust-bundle']) assert.equal(v(f, 'pilot_xds_pushes', { type }), 0, type);
+    for (const type of ['config', 'endpoints', 'endpoints-delta', 'trust-bundle', 'mesh-config']) assert.equal(v(f, 'pilot_xds_pushes', { type }), 0, type);
     assert.equal(v(f, 'pilot_xds'), 0);
     assert.equal(v(f, 'meshlet_control_plane_config_resources', { kind: 'ServiceEntry' }), 3);
     assert.equal(v(f, 'meshlet_control_plane_config_resources', { kind: 'VirtualService' }), 1);
@@ -130,7 +130,9 @@ describe("the control plane's /metrics", () => {
     assert.equal(v(f, 'pilot_xds_pushes', { type: 'config' }), 1);
     assert.equal(v(f, 'pilot_xds_pushes', { type: 'endpoints' }), 1);
     assert.equal(v(f, 'pilot_xds_pushes', { type: 'trust-bundle' }), 1);
+    assert.equal(v(f, 'pilot_xds_pushes', { type: 'mesh-config' }), 1, 'the MeshConfig ({} without --mesh-config) each stream gets after hello');
     assert.equal(v(f, 'pilot_xds_config_size_bytes_count', { type: 'config' }), 1);
+    assert.equal(v(f, 'pilot_xds_config_size_bytes_count', { type: 'mesh-config' }), undefined, 'a MeshConfig is not config: not sized');
     assert.ok((v(f, 'pilot_xds_config_size_bytes_sum', { type: 'config' }) as number) > 100, 'the config event has its bytes');
     assert.equal(v(f, 'meshlet_control_plane_acks_total', { type: 'config', status: 'ACK' }), 1);
     assert.equal(v(f, 'meshlet_control_plane_acks_total', { type: 'endpoints', status: 'ACK' }), 1);
@@ -191,6 +193,23 @@ describe("the control plane's /metrics", () => {
     assert.equal(v(f, 'pilot_total_xds_rejects', { type: 'config' }), 1);
     assert.equal(v(f, 'meshlet_control_plane_acks_total', { type: 'config', status: 'NACK' }), 1);
     assert.equal(v(f, 'pilot_total_xds_rejects', { type: 'endpoints' }), 0);
+  });
+
+  test("a MeshConfig change is a push to every stream, timed as istiod times the full push it makes (pilot_xds_pushes{type=\"mesh-config\"}, pilot_proxy_convergence_time)", async () => {
+    const f0 = await scrape(cp.url);
+    const streams = v(f0, 'pilot_xds') as number;
+    assert.ok(streams >= 2, `${streams} meshes watching`);
+    const pushes = v(f0, 'pilot_xds_pushes', { type: 'mesh-config' }) as number;
+    const converged = (v(f0, 'pilot_proxy_convergence_time_count') ?? 0) as number;
+    const compiled = meshes.map((m) => m.snapshot);
+    cp.setMeshConfig({ connectTimeout: '3s' }, 'metrics-mesh.yaml');
+    // Every mesh, the one with its own telemetry.ownMetrics.meterProvider too.
+    await until(() => meshes.every((m, i) => m.snapshot !== compiled[i]), 'every mesh compiled again for the new MeshConfig');
+    const f = await scrape(cp.url);
+    assert.equal(v(f, 'pilot_xds_pushes', { type: 'mesh-config' }), pushes + streams);
+    assert.equal(v(f, 'pilot_proxy_convergence_time_count'), converged + streams);
+    cp.setMeshConfig({ connectTimeout: '3s' }, 'metrics-mesh.yaml');
+    assert.equal(v(await scrape(cp.url), 'pilot_xds_pushes', { type: 'mesh-config' }), pushes + streams, 'the same MeshConfig again is no push');
   });
 
   test('certificate requests refused: no token (authentication), another identity (authentication), a CSR that does not parse (parsing)', async () => {
