@@ -16,14 +16,18 @@
  *   the first config comes live (at a start from the last-known-good cache, the MeshConfig cached
  *   with the config: `control-plane/cached-start.ts`). A MeshConfig that changes them later (or
  *   arrives after a start with `failOpen`) is named once in a warning: they apply at the next start.
- * - An invalid MeshConfig is refused as a whole, with a warning naming the field; the one in
- *   use stays.
+ * - Its MeshNetworks (`meshNetworks` in the event: the ConfigMap's `data.meshNetworks`), when the
+ *   mesh has none of its own, feeds every compile too and follows a change live (istiod pushes on
+ *   a networks change: pilot/pkg/model/network.go `reloadGateways`); the mesh's own wins whole.
+ * - An invalid MeshConfig (or MeshNetworks) is refused as a whole, with a warning naming the
+ *   field; the one in use stays.
  *
  * @module
  */
 import type { NetworkSettings } from './config/network-topology.ts';
 import type { MeshConfigEvent } from './control-plane/protocol.ts';
 import type { StateCompileOptions } from './control-plane/state.ts';
+import { readMeshNetworks } from './config/mesh-networks.ts';
 import { applyMeshConfig, meshConfigProblems } from './mesh-config-option.ts';
 import type { MeshLogger, MeshOptions } from './mesh-options.ts';
 import { DEFAULT_CONNECT_TIMEOUT_MS } from './routing/cluster-settings.ts';
@@ -65,7 +69,10 @@ const noop = (): void => undefined;
 export class ControlPlaneMeshConfig implements StateCompileOptions {
   readonly #own: MeshOptions;
   readonly #log: MeshLogger;
-  readonly networks: NetworkSettings | undefined;
+  /** The mesh's own network settings (its network, its own MeshNetworks if any, its gateway name cache). */
+  readonly #networks: NetworkSettings | undefined;
+  /** Them with the control plane's MeshNetworks, when it sends one and the mesh has none of its own. */
+  #pushedNetworks: NetworkSettings | undefined;
   /** The mesh's own options over the MeshConfig pushed. */
   #effective: MeshOptions;
   /** What the MeshConfig pushed sets, alone. */
@@ -82,8 +89,13 @@ export class ControlPlaneMeshConfig implements StateCompileOptions {
   constructor(own: MeshOptions, networks: NetworkSettings | undefined, log: MeshLogger) {
     this.#own = own;
     this.#effective = own;
-    this.networks = networks;
+    this.#networks = networks;
     this.#log = log;
+  }
+
+  /** The network settings compiles use: the control plane's MeshNetworks under the mesh's own (its own wins whole). */
+  get networks(): NetworkSettings | undefined {
+    return this.#pushedNetworks ?? this.#networks;
   }
 
   /** The root namespace compiles use: the one the mesh was built with (the MeshConfig's until then). */
@@ -135,12 +147,16 @@ export class ControlPlaneMeshConfig implements StateCompileOptions {
     const say = (m: string): string => `meshlet: ${label}: ${m.replace(/^createMesh: (meshConfig: )?/, '')}`;
     let pushed: MeshOptions;
     let effective: MeshOptions;
+    let networks: NetworkSettings | undefined;
     try {
       // Checked alone first: an own option that hides a field does not let a mistake in it pass.
       pushed = applyMeshConfig({ service: this.#own.service, meshConfig: e.meshConfig }, noop, noop);
       const problems = meshConfigProblems(pushed);
       if (problems.length > 0) throw new Error(problems.join('; '));
       effective = applyMeshConfig({ ...this.#own, meshConfig: e.meshConfig }, (m) => this.#log.info?.(say(m)), (m) => this.#log.warn(say(m)));
+      // Its MeshNetworks, checked as createMesh({ meshNetworks }) checks one, taken unless the mesh has its own.
+      const meshNetworks = e.meshNetworks === undefined ? undefined : readMeshNetworks(e.meshNetworks, '`meshNetworks`');
+      networks = meshNetworks === undefined || this.#own.meshNetworks !== undefined ? undefined : Object.freeze({ ...(this.#networks ?? { network: '' }), meshNetworks });
     } catch (err) {
       this.#log.warn(`meshlet: ${label} version ${e.version} is not applied, the settings in use stay: ${(err as Error).message.replace(/^createMesh: /, '')}`);
       return false;
@@ -151,12 +167,13 @@ export class ControlPlaneMeshConfig implements StateCompileOptions {
     this.#label = label;
     this.#pushed = pushed;
     this.#effective = effective;
+    this.#pushedNetworks = networks;
     this.#warnAtStart(e.version);
     return this.#compileKey() !== before;
   }
 
   #compileKey(): string {
-    return JSON.stringify([this.rootNamespace, this.defaultHttpRetryPolicy ?? null, this.meshSettings]);
+    return JSON.stringify([this.rootNamespace, this.defaultHttpRetryPolicy ?? null, this.meshSettings, this.networks?.meshNetworks ?? null]);
   }
 
   /** Names, once per set, the start-time settings the MeshConfig in use changes after the mesh was built. */

@@ -8,6 +8,7 @@
  * @module
  */
 import { readFile } from 'node:fs/promises';
+import { readMeshNetworks } from '../config/mesh-networks.ts';
 import { applyMeshConfig, meshConfigOf, meshConfigProblems } from '../mesh-config-option.ts';
 import type { MeshOptions } from '../mesh-options.ts';
 import { UsageError } from './args.ts';
@@ -38,6 +39,14 @@ export async function readMeshConfigFile(command: string, file: string | undefin
     throw new UsageError(`meshlet ${command}: --mesh-config ${file}: ${(err as Error).message.replace(/^createMesh: /, '')}`);
   }
   const problems = meshConfigProblems(options);
+  // The ConfigMap's data.meshNetworks, checked as createMesh({ meshNetworks }) checks it.
+  if (options.meshNetworks !== undefined) {
+    try {
+      readMeshNetworks(options.meshNetworks, '`data.meshNetworks`');
+    } catch (err) {
+      problems.push((err as Error).message);
+    }
+  }
   if (problems.length > 0) throw new UsageError(`meshlet ${command}: --mesh-config ${file}: ${problems.join('; ')}`);
   return { text, options, meshConfig: meshConfigOf(text) };
 }

@@ -5,7 +5,9 @@
  * restart without the file takes back what an earlier run pushed), and again to every stream
  * when it changes — as istiod answers a MeshConfig change with a forced full push
  * (pilot/pkg/bootstrap/server.go `initMeshHandlers`: `ConfigUpdate` with `GlobalUpdate`, `Forced`).
- * The status shows its version, file and settings.
+ * Istio's MeshNetworks (the ConfigMap's `data.meshNetworks`), when given, goes in the same event
+ * (`meshNetworks`), as istiod's MeshNetworks governs every proxy's gateways; the version covers it.
+ * The status shows its version, file and settings (`meshNetworks` among them).
  *
  * @module
  */
@@ -20,18 +22,28 @@ export class MeshConfigPush {
   #event: MeshConfigEvent;
   #given: boolean;
 
-  /** `meshConfig`: the MeshConfig's fields (data.mesh parsed), none for `{}`; `source`: where it was read. */
-  constructor(meshConfig: Readonly<Record<string, unknown>> | undefined, source?: string) {
-    this.#given = meshConfig !== undefined;
-    this.#event = MeshConfigPush.#make(meshConfig ?? {}, source);
+  /**
+   * `meshConfig`: the MeshConfig's fields (data.mesh parsed), none for `{}`; `source`: where it was
+   * read; `meshNetworks`: Istio's MeshNetworks (data.meshNetworks parsed, checked), sent with it.
+   */
+  constructor(meshConfig: Readonly<Record<string, unknown>> | undefined, source?: string, meshNetworks?: Readonly<Record<string, unknown>>) {
+    this.#given = meshConfig !== undefined || meshNetworks !== undefined;
+    this.#event = MeshConfigPush.#make(meshConfig ?? {}, source, meshNetworks);
   }
 
-  static #make(meshConfig: Readonly<Record<string, unknown>>, source: string | undefined): MeshConfigEvent {
+  static #make(meshConfig: Readonly<Record<string, unknown>>, source: string | undefined, meshNetworks: Readonly<Record<string, unknown>> | undefined): MeshConfigEvent {
     if (meshConfig === null || typeof meshConfig !== 'object' || Array.isArray(meshConfig)) {
       throw new InvalidArgumentError(`startControlPlane: \`meshConfig\` must be Istio's MeshConfig as an object (the istio ConfigMap's data.mesh, parsed), got ${Array.isArray(meshConfig) ? 'an array' : JSON.stringify(meshConfig)}`);
     }
-    const version = createHash('sha256').update(canonicalJson(meshConfig)).digest('hex').slice(0, 16);
-    return { version, meshConfig, ...(source === undefined ? {} : { source }) };
+    if (meshNetworks !== undefined && (meshNetworks === null || typeof meshNetworks !== 'object' || Array.isArray(meshNetworks))) {
+      throw new InvalidArgumentError(`startControlPlane: \`meshNetworks\` must be Istio's MeshNetworks as an object ({ networks }), got ${Array.isArray(meshNetworks) ? 'an array' : JSON.stringify(meshNetworks)}`);
+    }
+    // The version covers both (the same as before for a MeshConfig alone).
+    const version = createHash('sha256')
+      .update(canonicalJson(meshNetworks === undefined ? meshConfig : { meshConfig, meshNetworks }))
+      .digest('hex')
+      .slice(0, 16);
+    return { version, meshConfig, ...(source === undefined ? {} : { source }), ...(meshNetworks === undefined ? {} : { meshNetworks }) };
   }
 
   /** The event every stream gets. */
@@ -40,9 +52,9 @@ export class MeshConfigPush {
   }
 
   /** Replaces it (a changed file); true when its content changed (then push it to every stream). */
-  set(meshConfig: Readonly<Record<string, unknown>> | undefined, source?: string): boolean {
-    const next = MeshConfigPush.#make(meshConfig ?? {}, source);
-    this.#given = meshConfig !== undefined;
+  set(meshConfig: Readonly<Record<string, unknown>> | undefined, source?: string, meshNetworks?: Readonly<Record<string, unknown>>): boolean {
+    const next = MeshConfigPush.#make(meshConfig ?? {}, source, meshNetworks);
+    this.#given = meshConfig !== undefined || meshNetworks !== undefined;
     const changed = next.version !== this.#event.version;
     this.#event = next;
     return changed;
@@ -52,6 +64,7 @@ export class MeshConfigPush {
   status(): StatusDocument['meshConfig'] {
     if (!this.#given) return undefined;
     const e = this.#event;
-    return { version: e.version, ...(e.source === undefined ? {} : { source: e.source }), settings: meshConfigSettings(e.meshConfig as Record<string, unknown>) };
+    const settings = meshConfigSettings(e.meshConfig as Record<string, unknown>);
+    return { version: e.version, ...(e.source === undefined ? {} : { source: e.source }), settings: e.meshNetworks === undefined ? settings : [...settings, 'meshNetworks'] };
   }
 }

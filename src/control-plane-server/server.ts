@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { AnalysisMode } from '../config/load-config.ts';
+import { type MeshNetworksInput, readMeshNetworks } from '../config/mesh-networks.ts';
 import { DEFAULT_HEARTBEAT_MS, DEFAULT_PORT, MAX_HEARTBEAT_MS, MIN_HEARTBEAT_MS, type StatusDocument } from '../control-plane/protocol.ts';
 import { type Clock, systemClock, unixMsOf } from '../core/clock.ts';
 import { InvalidArgumentError } from '../core/errors.ts';
@@ -91,6 +92,14 @@ export interface ControlPlaneOptions {
   readonly meshConfig?: Readonly<Record<string, unknown>>;
   /** Where `meshConfig` was read (a file), named in the status and in meshes' messages. */
   readonly meshConfigSource?: string;
+  /**
+   * Istio's MeshNetworks (the `istio` ConfigMap's `data.meshNetworks`: YAML text or parsed;
+   * `--mesh-config` with a ConfigMap that has it), pushed with the MeshConfig: a mesh without its
+   * own `meshNetworks` routes to other networks through the gateways it names, and follows a
+   * change live, as istiod's proxies do. Checked as `createMesh({ meshNetworks })` checks it.
+   * @defaultValue none
+   */
+  readonly meshNetworks?: MeshNetworksInput;
   /** Names this replica in `hello` and the status. @defaultValue `<hostname>-<random>` */
   readonly serverId?: string;
   /** Largest request body. @defaultValue 4 MiB */
@@ -122,7 +131,7 @@ export interface ControlPlane {
    * Replaces the MeshConfig pushed to meshes (`meshConfig`; undefined: none, `{}` is pushed) and
    * pushes it to every watch stream when it changed. Checked by the caller, as `meshConfig` is.
    */
-  setMeshConfig(meshConfig: Readonly<Record<string, unknown>> | undefined, source?: string): void;
+  setMeshConfig(meshConfig: Readonly<Record<string, unknown>> | undefined, source?: string, meshNetworks?: MeshNetworksInput): void;
   /** Mints a token signed with this server's key. */
   mintToken(subject: TokenSubject, options?: MintOptions): Promise<string>;
   /** The CA (issue, rotate, the trust bundle). */
@@ -177,7 +186,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       ? m
       : { ...m, ...(options.rootNamespace === undefined ? {} : { rootNamespace: options.rootNamespace }), ...(options.trustDomain === undefined ? {} : { trustDomain: options.trustDomain }) };
   // A MeshConfig that is not an object fails before anything is opened.
-  const meshConfig = new MeshConfigPush(own(options.meshConfig), options.meshConfigSource);
+  const networksOf = (n: MeshNetworksInput | undefined) => (n === undefined ? undefined : (readMeshNetworks(n, 'startControlPlane: `meshNetworks`') as unknown as Readonly<Record<string, unknown>>));
+  const meshConfig = new MeshConfigPush(own(options.meshConfig), options.meshConfigSource, networksOf(options.meshNetworks));
 
   // The config first: a missing or invalid directory fails before the data dir (signing key, CA) is written.
   const ownStore = options.store === undefined;
@@ -329,8 +339,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     monitoringUrl: monitoring === undefined ? undefined : `http://${urlHost(host)}:${(monitoring.address() as AddressInfo).port}`,
     metrics: () => metrics.expose(),
     status: () => statusDocument(ctx),
-    setMeshConfig: (m, source) => {
-      if (meshConfig.set(own(m), source)) hub.meshConfigChanged();
+    setMeshConfig: (m, source, networks) => {
+      if (meshConfig.set(own(m), source, networksOf(networks))) hub.meshConfigChanged();
     },
     mintToken: (subject, o) => auth.mintToken(subject, o),
     ca,

@@ -195,6 +195,11 @@ export interface MeshConfigEvent {
   readonly meshConfig: Readonly<Record<string, unknown>>;
   /** Where the control plane read it (its `--mesh-config` file), for messages. */
   readonly source?: string;
+  /**
+   * Istio's MeshNetworks (the `istio` ConfigMap's `data.meshNetworks`, parsed: `{ networks }`),
+   * when the control plane has one; a mesh without its own `meshNetworks` takes it.
+   */
+  readonly meshNetworks?: Readonly<Record<string, unknown>>;
 }
 
 /** Body of `POST /v1/ack`. */

@@ -29,6 +29,8 @@ export function checkMeshConfigEvent(value: unknown): MeshConfigEvent {
   const m = body?.meshConfig;
   if (typeof body?.version !== 'string' || m === null || typeof m !== 'object' || Array.isArray(m)) throw new Error('version and a meshConfig object are required');
   if (body.source !== undefined && typeof body.source !== 'string') throw new Error('source must be a string');
+  const n = body.meshNetworks;
+  if (n !== undefined && (n === null || typeof n !== 'object' || Array.isArray(n))) throw new Error('meshNetworks must be an object (Istio\'s MeshNetworks: { networks })');
   return body;
 }
 

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { type ControlPlane, startControlPlane } from '../../src/control-plane-server/server.ts';
 import type { ServingTlsOptions } from '../../src/control-plane-server/serving-tls.ts';
 import type { RegistryStore } from '../../src/control-plane-server/store.ts';
+import type { MeshNetworks } from '../../src/config/mesh-networks.ts';
 import { type Random, seededRandom } from '../../src/index.ts';
 import { virtualService } from '../helpers/upstreams.ts';
 
@@ -39,13 +40,13 @@ export function shortJitter(seed: number): Random {
 
 export async function startTestControlPlane(
   files: Record<string, object[]>,
-  o: { analysis?: 'advisory' | 'blocking' | 'off'; heartbeatMs?: number; insecure?: boolean; port?: number; certTtlMs?: number; registry?: RegistryStore; tls?: ServingTlsOptions; meshConfig?: Record<string, unknown> } = {},
+  o: { analysis?: 'advisory' | 'blocking' | 'off'; heartbeatMs?: number; insecure?: boolean; port?: number; certTtlMs?: number; registry?: RegistryStore; tls?: ServingTlsOptions; meshConfig?: Record<string, unknown>; meshNetworks?: MeshNetworks } = {},
 ): Promise<TestControlPlane> {
   const configDir = await mkdtemp(join(tmpdir(), 'meshlet-cp-config-'));
   const dataDir = await mkdtemp(join(tmpdir(), 'meshlet-cp-data-'));
   const write = (name: string, resources: object[]) => writeFile(join(configDir, `${name}.json`), JSON.stringify({ apiVersion: 'v1', kind: 'List', items: resources }));
   for (const [name, resources] of Object.entries(files)) await write(name, resources);
-  const options = { configDir, dataDir, host: '127.0.0.1', port: o.port ?? 0, logger: quietLogger, heartbeatMs: o.heartbeatMs ?? 200, analysis: o.analysis, insecure: o.insecure, certTtlMs: o.certTtlMs, registry: o.registry, tls: o.tls, meshConfig: o.meshConfig, meshConfigSource: o.meshConfig === undefined ? undefined : 'test-mesh.yaml' };
+  const options = { configDir, dataDir, host: '127.0.0.1', port: o.port ?? 0, logger: quietLogger, heartbeatMs: o.heartbeatMs ?? 200, analysis: o.analysis, insecure: o.insecure, certTtlMs: o.certTtlMs, registry: o.registry, tls: o.tls, meshConfig: o.meshConfig, meshConfigSource: o.meshConfig === undefined ? undefined : 'test-mesh.yaml', meshNetworks: o.meshNetworks };
   const t: TestControlPlane = {
     cp: await startControlPlane(options),
     configDir,

@@ -38,6 +38,13 @@ const configMap = (mesh: string): string =>
     .map((l) => `    ${l}`)
     .join('\n')}\n`;
 
+/** The istio ConfigMap with `data.meshNetworks` too. */
+const withNetworks = (mesh: string, networks: string): string =>
+  `${configMap(mesh)}  meshNetworks: |-\n${networks
+    .split('\n')
+    .map((l) => `    ${l}`)
+    .join('\n')}\n`;
+
 test('meshlet control-plane --mesh-config: checked at start, pushed to a fed mesh, shown in /status, and a change to the file is pushed live', async () => {
   let n = 0;
   up = await startUpstream('flaky', (_req, res) => {
@@ -57,6 +64,12 @@ test('meshlet control-plane --mesh-config: checked at start, pushed to a fed mes
   const bad = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8' });
   assert.equal(bad.status, 2, bad.stderr);
   assert.match(bad.stderr, /meshlet control-plane: --mesh-config .*mesh\.yaml: `meshConfig\.connectTimeout` must be a duration of whole milliseconds from 1ms to 1h/);
+
+  // So does a bad data.meshNetworks.
+  writeFileSync(file, withNetworks('connectTimeout: 2s', 'networks:\n  west:\n    gateways:\n    - address: 192.0.2.9'));
+  const badNetworks = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8' });
+  assert.equal(badNetworks.status, 2, badNetworks.stderr);
+  assert.match(badNetworks.stderr, /meshlet control-plane: --mesh-config .*mesh\.yaml: `data\.meshNetworks` is invalid: .*port/);
 
   writeFileSync(file, configMap('defaultHttpRetryPolicy:\n  attempts: 2\n  retryOn: "503"\nenablePrometheusMerge: true'));
   proc = spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -98,4 +111,11 @@ test('meshlet control-plane --mesh-config: checked at start, pushed to a fed mes
   const r2 = await call(mesh, 'http://reviews:9080/');
   assert.equal(r2.status, 503, 'no longer retried');
   assert.equal(n, 1);
+
+  // The ConfigMap's data.meshNetworks is pushed with it (and shown in /status).
+  const before2 = mesh.snapshot;
+  writeFileSync(file, withNetworks('connectTimeout: 4s', 'networks:\n  west:\n    gateways:\n    - address: 192.0.2.9\n      port: 15443'));
+  await until(() => mesh?.snapshot !== before2, 'the mesh compiled again for the pushed MeshNetworks', 20_000);
+  const status2 = (await (await fetch(`${url}/status`)).json()) as { meshConfig?: { settings: string[] } };
+  assert.deepEqual(status2.meshConfig?.settings, ['connectTimeout', 'meshNetworks']);
 });

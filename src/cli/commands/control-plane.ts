@@ -23,6 +23,7 @@ import type { ConfigStore, RegistryStore, SharedValues } from '../../control-pla
 import { out, UsageError } from '../args.ts';
 import { durationOption } from '../client.ts';
 import { readMeshConfigFile } from '../mesh-config-file.ts';
+import type { MeshNetworksInput } from '../../config/mesh-networks.ts';
 import { formatHostPort } from '../../core/host-port.ts';
 
 /**
@@ -31,10 +32,10 @@ import { formatHostPort } from '../../core/host-port.ts';
  * plane's own settings (rootNamespace, trustDomain) and the MeshConfig it pushes to every mesh it
  * feeds; none without the flag.
  */
-async function controlPlaneMeshConfig(file: string | undefined): Promise<{ rootNamespace?: string | undefined; trustDomain?: string | undefined; meshConfig?: Record<string, unknown> }> {
+async function controlPlaneMeshConfig(file: string | undefined): Promise<{ rootNamespace?: string | undefined; trustDomain?: string | undefined; meshConfig?: Record<string, unknown>; meshNetworks?: MeshNetworksInput | undefined }> {
   const read = await readMeshConfigFile('control-plane', file, false);
   if (read === undefined) return {};
-  return { rootNamespace: read.options.rootNamespace, trustDomain: read.options.trustDomain, meshConfig: read.meshConfig };
+  return { rootNamespace: read.options.rootNamespace, trustDomain: read.options.trustDomain, meshConfig: read.meshConfig, meshNetworks: read.options.meshNetworks };
 }
 
 /**
@@ -44,7 +45,7 @@ async function controlPlaneMeshConfig(file: string | undefined): Promise<{ rootN
  * invalid one is logged and the previous one stays. Its rootNamespace and trustDomain (the control
  * plane's own) apply at the next start. Returns what stops watching.
  */
-function watchMeshConfigFile(file: string, cp: { setMeshConfig(m: Record<string, unknown> | undefined, source?: string): void }): () => void {
+function watchMeshConfigFile(file: string, cp: { setMeshConfig(m: Record<string, unknown> | undefined, source?: string, meshNetworks?: MeshNetworksInput): void }): () => void {
   const reloader = new Reloader({
     debounceMs: 100,
     maxDebounceMs: 1000,
@@ -57,7 +58,7 @@ function watchMeshConfigFile(file: string, cp: { setMeshConfig(m: Record<string,
         if (await attempt.current()) stderrLogger.warn(`${(err as Error).message}; the MeshConfig pushed before stays`);
         return;
       }
-      if (read !== undefined && (await attempt.current())) cp.setMeshConfig(read.meshConfig, file);
+      if (read !== undefined && (await attempt.current())) cp.setMeshConfig(read.meshConfig, file, read.options.meshNetworks);
     },
     onError: (err) => stderrLogger.warn(`--mesh-config ${file}: ${err instanceof Error ? err.message : String(err)}`),
   });
@@ -335,6 +336,7 @@ export async function controlPlaneCommand(argv: string[]): Promise<number> {
       analysis,
       rootNamespace: values['root-namespace'] ?? fromMesh.rootNamespace,
       ...(fromMesh.meshConfig === undefined ? {} : { meshConfig: fromMesh.meshConfig, meshConfigSource: values['mesh-config'] }),
+      ...(fromMesh.meshNetworks === undefined ? {} : { meshNetworks: fromMesh.meshNetworks }),
       registrationAddresses,
       limits,
       trustDomain: values['trust-domain'] ?? fromMesh.trustDomain,
