@@ -30,7 +30,8 @@ import { formatHostPort } from '../../core/host-port.ts';
  * `--mesh-config <file>`: Istio's MeshConfig (the istio ConfigMap or its data.mesh), checked as
  * `createMesh({ meshConfig })` checks it (a mistake names the file and the field): the control
  * plane's own settings (rootNamespace, trustDomain) and the MeshConfig it pushes to every mesh it
- * feeds; none without the flag.
+ * feeds, with the ConfigMap's `data.meshNetworks` (checked as `createMesh({ meshNetworks })` checks
+ * it); none without the flag.
  */
 async function controlPlaneMeshConfig(file: string | undefined): Promise<{ rootNamespace?: string | undefined; trustDomain?: string | undefined; meshConfig?: Record<string, unknown>; meshNetworks?: MeshNetworksInput | undefined }> {
   const read = await readMeshConfigFile('control-plane', file, false);
@@ -99,8 +100,9 @@ Options:
                                 configmap istio -n istio-system -o yaml) or its data.mesh; its
                                 rootNamespace and trustDomain apply unless given as flags, and
                                 it is pushed to every mesh (connectTimeout, defaultHttpRetryPolicy,
-                                outboundTrafficPolicy, …: under each mesh's own options). Watched:
-                                a valid change is pushed at once
+                                outboundTrafficPolicy, …: under each mesh's own options), with the
+                                ConfigMap's data.meshNetworks if it has one. Watched: a valid
+                                change is pushed at once
       --analysis <mode>         what analysis findings (IST0101, …) do to a change: advisory
                                 (default: reported in logs and /status, config applied, as in
                                 Istio), blocking (error-level findings refuse the change), off
