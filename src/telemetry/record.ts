@@ -102,8 +102,10 @@ export interface RequestRecord {
   readonly downstreamTxStartMs?: number | undefined;
   /** Since the start, when the upstream's (the app's, server side) response head came, when a log asked for it (none for a reply the mesh made). */
   readonly upstreamRxStartMs?: number | undefined;
-  /** The local end of the upstream connection, when the transport knows it and a log asked for it (the gRPC transport's). */
+  /** The local end of the upstream connection, when a log asked for it. */
   readonly upstreamLocal?: HostPort | undefined;
+  /** The upstream connection (its socket) the call's request was last sent on, when a log asked for it (client side). */
+  readonly upstreamConnection?: object | undefined;
 }
 
 /** What a client-side record needs besides the `call:end` message. */
@@ -126,6 +128,8 @@ export interface ResponseSeen {
   /** The mesh made the reply (a direct response, a denial): no upstream answered. */
   readonly local: boolean;
   readonly localAddress?: string | undefined;
+  /** The connection (socket) that answered. */
+  readonly connection?: object | undefined;
 }
 
 /** What a server-side record needs besides the `inbound:end` message. */
@@ -256,8 +260,8 @@ export function clientRecord(end: CallEndMessage, o: ClientRecordOptions = {}): 
 }
 
 /** The record's response times, and the upstream connection's local end, from the response head a log saw. */
-function responseTimes(s: ResponseSeen): Pick<RequestRecord, 'downstreamTxStartMs' | 'upstreamRxStartMs' | 'upstreamLocal'> {
-  return { downstreamTxStartMs: s.latencyMs, upstreamRxStartMs: s.local ? undefined : s.latencyMs, upstreamLocal: hostPort(s.localAddress) };
+function responseTimes(s: ResponseSeen): Pick<RequestRecord, 'downstreamTxStartMs' | 'upstreamRxStartMs' | 'upstreamLocal' | 'upstreamConnection'> {
+  return { downstreamTxStartMs: s.latencyMs, upstreamRxStartMs: s.local ? undefined : s.latencyMs, upstreamLocal: hostPort(s.localAddress), upstreamConnection: s.connection };
 }
 
 /** The record of a request the server side saw (`meshlet:inbound:end`). */

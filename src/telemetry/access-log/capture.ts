@@ -6,7 +6,8 @@
  *   (`meshlet:inbound:start`) — once per connection — as a caller that goes away before the end
  *   may take its socket, and what it says, with it;
  * - `response`: the response head's time (`meshlet:inbound:response`, `meshlet:call:response`)
- *   and, for a call, the local end of the connection that answered, kept for the end message.
+ *   and, for a call, the connection that answered (`core/upstream-connections.ts`: its TLS
+ *   details and local end), kept for the end message.
  *
  * @module
  */
@@ -15,6 +16,8 @@ import { type CallResponseMessage, type InboundResponseMessage, responseChannels
 import type { ResponseSeen } from '../record.ts';
 import type { OperatorNeed } from './operators.ts';
 import { tlsDetailsOf } from './tls-details.ts';
+import { upstreamConnectionOf, watchUpstreamConnections } from '../../core/upstream-connections.ts';
+import { formatHostPort } from '../../core/host-port.ts';
 
 /** The channel subscriptions a mesh's logs need, switched as its config changes. */
 export class LogCapture {
@@ -40,6 +43,7 @@ export class LogCapture {
     if (c !== this.#clientResponses) {
       if (c) responseChannels.call.subscribe(this.#onCallResponse);
       else responseChannels.call.unsubscribe(this.#onCallResponse);
+      watchUpstreamConnections(c);
       this.#clientResponses = c;
     }
     const s = server.has('response');
@@ -72,7 +76,13 @@ export class LogCapture {
 
   readonly #onCallResponse = (m: unknown): void => {
     const r = m as CallResponseMessage;
-    if (r.workload === this.#workload && !this.#responses.has(r.call)) this.#responses.set(r.call, { latencyMs: r.latencyMs, local: r.local !== undefined, localAddress: r.localAddress });
+    if (r.workload !== this.#workload || this.#responses.has(r.call)) return;
+    const connection = r.local === undefined ? upstreamConnectionOf(r.call) : undefined;
+    // Read while the connection is open (a `connection: close` answer closes it before the call ends).
+    tlsDetailsOf(connection);
+    const s = connection as { readonly localAddress?: string; readonly localPort?: number } | undefined;
+    const localAddress = r.localAddress ?? (s?.localAddress === undefined ? undefined : formatHostPort(s.localAddress, s.localPort ?? 0));
+    this.#responses.set(r.call, { latencyMs: r.latencyMs, local: r.local !== undefined, localAddress, connection });
   };
 
   /** Unsubscribes from everything. */

@@ -38,7 +38,10 @@ export type Operator = (r: RequestRecord, view: () => AttributeView) => Operator
 export type OperatorNeed = 'tls' | 'response';
 
 const NEEDS: Readonly<Record<string, OperatorNeed>> = Object.assign(Object.create(null), {
-  ...Object.fromEntries(Object.keys(TLS_OPERATORS).map((k) => [k, 'tls'])),
+  ...Object.fromEntries(Object.keys(TLS_OPERATORS).map((k) => [k, k.startsWith('UPSTREAM_') ? 'response' : 'tls'])),
+  UPSTREAM_PEER_CERT_V_START: 'response',
+  UPSTREAM_PEER_CERT_V_END: 'response',
+  UPSTREAM_CONNECTION_ID: 'response',
   DOWNSTREAM_PEER_CERT_V_START: 'tls',
   DOWNSTREAM_PEER_CERT_V_END: 'tls',
   RESPONSE_DURATION: 'response',
@@ -85,7 +88,6 @@ const GRPC_NAMES: Readonly<Record<number, string>> = Object.fromEntries(Object.e
 /** Envoy operators meshlet has no data for: accepted, always `-` (docs/telemetry.md says why for each). */
 const NOT_AVAILABLE = new Set([
   'CONNECTION_TERMINATION_DETAILS',
-  'UPSTREAM_CONNECTION_ID',
   'DYNAMIC_METADATA',
   'CLUSTER_METADATA',
   'UPSTREAM_METADATA',
@@ -97,20 +99,6 @@ const NOT_AVAILABLE = new Set([
   'DOWNSTREAM_PEER_CHAIN_FINGERPRINTS_1',
   'DOWNSTREAM_PEER_CHAIN_SERIALS',
   'TLS_JA3_FINGERPRINT',
-  'UPSTREAM_TLS_VERSION',
-  'UPSTREAM_TLS_CIPHER',
-  'UPSTREAM_TLS_SESSION_ID',
-  'UPSTREAM_PEER_URI_SAN',
-  'UPSTREAM_PEER_DNS_SAN',
-  'UPSTREAM_PEER_IP_SAN',
-  'UPSTREAM_PEER_SUBJECT',
-  'UPSTREAM_PEER_ISSUER',
-  'UPSTREAM_PEER_CERT',
-  'UPSTREAM_PEER_CERT_V_START',
-  'UPSTREAM_PEER_CERT_V_END',
-  'UPSTREAM_LOCAL_URI_SAN',
-  'UPSTREAM_LOCAL_DNS_SAN',
-  'UPSTREAM_LOCAL_IP_SAN',
   'VIRTUAL_CLUSTER_NAME',
   'REQUEST_DURATION',
   'REQUEST_TX_DURATION',
@@ -182,6 +170,7 @@ const SIMPLE: Readonly<Record<string, Operator>> = Object.assign(Object.create(n
   HOSTNAME: () => hostname(),
   // Envoy's connectionID().value_or(0): the server side's connection; the client side's downstream is the app's in-process call.
   CONNECTION_ID: (r: RequestRecord) => (r.side === 'server' ? (connectionIdOf(r.connection) ?? 0) : 0),
+  UPSTREAM_CONNECTION_ID: (r: RequestRecord) => connectionIdOf(r.upstreamConnection) ?? 0,
   UNIQUE_ID: () => randomUUID(),
   // The stream id provider of Envoy's request-id extension: the x-request-id.
   STREAM_ID: (r: RequestRecord) => headerValue(r.requestHeaders, 'x-request-id'),
