@@ -20,7 +20,7 @@ import { type AccessLogOptions, type AccessLogProviderConfig, type ResolvedLog, 
 import { compileJsonFormat, compileTextFormat, type JsonFormatter, type TextFormatter } from './format.ts';
 import { type AccessLogLogger, type EntryWriter, Writers } from './writers.ts';
 import type { UnaryRequester } from '../../core/unary-call.ts';
-import { compileSubstitution } from './format.ts';
+import { compileSubstitution, ISTIO_TEXT_FORMAT } from './format.ts';
 import { type AccessLogDropReason, OtelLogExporter, type OtelExportStats } from './otel-exporter.ts';
 import { type TelemetryFlushMessage, telemetryFlush } from '../flush-channel.ts';
 import { encodeLogRecord, spanIdBytes, traceIdBytes } from './otlp-wire.ts';
@@ -198,7 +198,8 @@ export class AccessLogger {
     let body: TextFormatter;
     let attributes: (readonly [string, TextFormatter])[];
     try {
-      body = compileSubstitution(o.text, false, needs);
+      // Istio's default body needs nothing captured (as the file logs' default).
+      body = compileSubstitution(o.text, false, o.text === ISTIO_TEXT_FORMAT ? undefined : needs);
       attributes = o.labels.map(([k, v]) => [k, compileSubstitution(v, false, needs)] as const);
     } catch (e) {
       this.#warn(`access log "${provider}": invalid format: ${(e as Error).message}; nothing is logged by this provider`);

@@ -119,10 +119,13 @@ const str = (v: OperatorValue, empty: string): string => (v === undefined || v =
 
 /**
  * Compiles a text format. Istio ends every text format with a newline (added when missing);
- * the line this gives keeps it. `needs` collects the data its operators need captured.
+ * the line this gives keeps it. `needs` collects the data its operators need captured — none for
+ * Istio's default (an empty format): its `%UPSTREAM_LOCAL_ADDRESS%` prints what another log had
+ * captured, else `-`, so the default log costs no capture per request.
  */
 export function compileTextFormat(format: string, omitEmptyValues = false, needs?: Set<OperatorNeed>): TextFormatter {
-  return compileSubstitution(format === '' ? ISTIO_TEXT_FORMAT : format.endsWith('\n') ? format : `${format}\n`, omitEmptyValues, needs);
+  if (format === '') return compileSubstitution(ISTIO_TEXT_FORMAT, omitEmptyValues);
+  return compileSubstitution(format.endsWith('\n') ? format : `${format}\n`, omitEmptyValues, needs);
 }
 
 /**
@@ -185,10 +188,10 @@ function renderJson(n: JsonNode, r: RequestRecord, view: () => AttributeView, om
 
 /**
  * Compiles a JSON format (`logFormat.labels`, or MeshConfig `accessLogFormat` with JSON
- * encoding); an empty one is Istio's default.
+ * encoding); an empty one is Istio's default, which needs nothing captured (as the text default).
  */
 export function compileJsonFormat(labels: Readonly<Record<string, unknown>> | undefined, omitEmptyValues = false, needs?: Set<OperatorNeed>): JsonFormatter {
-  const use = labels === undefined || Object.keys(labels).length === 0 ? ISTIO_JSON_FORMAT : labels;
-  const root = compileJsonNode(use, 'labels', needs);
+  const istio = labels === undefined || Object.keys(labels).length === 0;
+  const root = compileJsonNode(istio ? ISTIO_JSON_FORMAT : labels, 'labels', istio ? undefined : needs);
   return (r) => renderJson(root, r, lazyView(r), omitEmptyValues) as Record<string, unknown>;
 }
