@@ -159,9 +159,10 @@ export class AccessLogger {
       }
       if (log.als !== undefined) {
         const stream = this.#als(log.provider, log.als);
-        // The entry's tls_properties and response times.
+        if (stream === undefined) continue;
+        // The entry's tls_properties, response times and upstream_local_address.
         needs.add('tls').add('response');
-        if (stream !== undefined) out.push({ provider: log.provider, filter, text: undefined, json: undefined, writer: NO_WRITER, stream });
+        out.push({ provider: log.provider, filter, text: undefined, json: undefined, writer: NO_WRITER, stream });
         continue;
       }
       if (log.otel !== undefined) {

@@ -3,8 +3,8 @@
  * record: each gives a typed value (a number where Envoy's JSON format gives a number) or
  * undefined when the request has none (`-` in text, `null` in JSON).
  *
- * Envoy operators meshlet has no data for (`%DYNAMIC_METADATA(…)%`, the upstream connection's TLS
- * details, wire bytes, …) are accepted and always print `-`; an operator Envoy does not know is a
+ * Envoy operators meshlet has no data for (`%DYNAMIC_METADATA(…)%`, `%REQUEST_DURATION%`, wire
+ * bytes, …) are accepted and always print `-`; an operator Envoy does not know is a
  * configuration error, as in Envoy. docs/telemetry.md lists which are which.
  *
  * A few operators read data a log must ask for ({@link OperatorNeed}): compiling a format records
@@ -17,12 +17,11 @@ import { hostname } from 'node:os';
 import { GRPC_STATUS } from '../../core/grpc-status.ts';
 import { type CompiledCel, compileCel } from '../cel.ts';
 import { type AttributeView, protocolName } from '../attributes.ts';
-import { headerValue, type RequestRecord } from '../record.ts';
+import { type HeaderMap, headerValue, type RequestRecord } from '../record.ts';
 import { checkTimeFormat, defaultStartTime, formatTime } from './time-format.ts';
 import { formatHostPort } from '../../core/host-port.ts';
 import { certTimeOperator, TLS_OPERATORS } from './tls-operators.ts';
 import { connectionIdOf } from './tls-details.ts';
-import type { HeaderMap } from '../record.ts';
 
 /** What an operator gives: a string or number, or undefined when there is nothing to print. */
 export type OperatorValue = string | number | undefined;
@@ -33,7 +32,8 @@ export type Operator = (r: RequestRecord, view: () => AttributeView) => Operator
 /**
  * Data an operator reads that is captured only for the logs that need it: `tls`, the downstream
  * connection's TLS details, read when the request starts (a caller that goes away may take its
- * socket with it); `response`, the response head's time and the upstream connection's local end.
+ * socket with it); `response`, the response head's time and the connection it came on (its TLS
+ * details and local end).
  */
 export type OperatorNeed = 'tls' | 'response';
 
