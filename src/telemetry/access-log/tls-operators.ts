@@ -66,7 +66,7 @@ export const TLS_OPERATORS: Readonly<Record<string, TlsOperator>> = Object.assig
   DOWNSTREAM_PEER_EMAIL_SAN: cert(downstream, 'peer', (c) => c.emailSans.join(',')),
   DOWNSTREAM_LOCAL_EMAIL_SAN: cert(downstream, 'local', (c) => c.emailSans.join(',')),
   DOWNSTREAM_LOCAL_SUBJECT: cert(downstream, 'local', (c) => c.subject),
-  // The verified SPIFFE ID when the connection is not at hand (a gRPC listener the mesh did not make).
+  // The verified SPIFFE ID when the connection is not at hand (a gRPC server bound with `bindAsync`: grpc-js holds the connection).
   DOWNSTREAM_PEER_URI_SAN: (r: RequestRecord) => (r.side === 'server' && tlsDetailsOf(r.connection) === undefined ? r.peerPrincipal : peerUriSan(r)),
 });
 
