@@ -88,10 +88,7 @@ export interface CallEndMessage {
   readonly catchAll?: 'allow_any' | 'block_all' | undefined;
   /** The endpoint of the last attempt (`address:port`), or undefined. */
   readonly endpoint: string | undefined;
-  /**
-   * The destination workload's identity as registered (service account, labels, namespace, and
-   * Istio's workload name: a WorkloadEntry's, see docs/telemetry.md), when known.
-   */
+  /** The destination workload's identity as registered (service account, labels, namespace, and Istio's workload name: a WorkloadEntry's, see docs/telemetry.md), when known. */
   readonly destination: { readonly serviceAccount: string; readonly labels: Readonly<Record<string, string>>; readonly namespace: string; readonly workload?: string } | undefined;
   /** Response status (HTTP; 200 for gRPC), or 0 when the call got no response. */
   readonly status: number;
@@ -223,10 +220,7 @@ export interface InboundStartMessage {
   readonly authority: string;
   /** Path with query, as received. */
   readonly path: string;
-  /**
-   * Request headers, lower-cased names — the object the phases judge and the app then sees: a
-   * subscriber may add to it (an `x-request-id` it generated), never remove.
-   */
+  /** Request headers, lower-cased names — the object the phases judge and the app then sees: a subscriber may add to it (an `x-request-id` it generated), never remove. */
   readonly headers: Headers;
   /** Headers whose values a subscriber set (a tracer's `traceparent` for the app): the adapter hands them on; added ones need no listing. */
   changedHeaders?: readonly string[] | undefined;
@@ -234,6 +228,8 @@ export interface InboundStartMessage {
   readonly remotePort: number;
   readonly localAddress: string | undefined;
   readonly localPort: number;
+  /** The connection (its socket, HTTP/2 session, or the gRPC listener's record of it), when known: one object per connection. */
+  readonly connection?: object | undefined;
   /**
    * Set by a subscriber to run the rest of the request (admission and the app's handler) inside
    * its own async context — how a tracer makes its server span the active one. Subscribers
@@ -296,6 +292,8 @@ export interface InboundEndMessage {
   readonly localPort: number;
   /** The TLS SNI, or undefined. */
   readonly sni: string | undefined;
+  /** The connection it came on, as in its {@link InboundStartMessage}. */
+  readonly connection?: object | undefined;
   /** Response headers sent, lower-cased names, when the adapter knows them. */
   readonly responseHeaders: Readonly<Record<string, string | string[] | number | undefined>> | undefined;
   readonly error: Error | undefined;

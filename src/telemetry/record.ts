@@ -96,6 +96,16 @@ export interface RequestRecord {
   readonly peer: PeerMetadata | undefined;
   /** Why the call failed, when it did: the caller's error, or the mesh-made failure its answer was rendered from. */
   readonly error: Error | undefined;
+  /** The downstream connection (server side): its socket, HTTP/2 session or the gRPC listener's record of it; what the TLS and connection-id operators read. */
+  readonly connection?: object | undefined;
+  /** Since the start, when the response head reached the downstream (the caller; the app, client side), when a log asked for it. */
+  readonly downstreamTxStartMs?: number | undefined;
+  /** Since the start, when the upstream's (the app's, server side) response head came, when a log asked for it (none for a reply the mesh made). */
+  readonly upstreamRxStartMs?: number | undefined;
+  /** The local end of the upstream connection, when a log asked for it. */
+  readonly upstreamLocal?: HostPort | undefined;
+  /** The upstream connection (its socket) the call's request was last sent on, when a log asked for it (client side). */
+  readonly upstreamConnection?: object | undefined;
 }
 
 /** What a client-side record needs besides the `call:end` message. */
@@ -108,6 +118,18 @@ export interface ClientRecordOptions {
   readonly startTimeMs?: number;
   /** The destination workload's metadata (metadata exchange). */
   readonly peer?: PeerMetadata;
+  /** What `meshlet:call:response` said of the call, when a log asked for it: the head's latency, whether the mesh made the reply, the connection's local end. */
+  readonly response?: ResponseSeen | undefined;
+}
+
+/** A response head as a log saw it (`meshlet:call:response`, `meshlet:inbound:response`). */
+export interface ResponseSeen {
+  readonly latencyMs: number;
+  /** The mesh made the reply (a direct response, a denial): no upstream answered. */
+  readonly local: boolean;
+  readonly localAddress?: string | undefined;
+  /** The connection (socket) that answered. */
+  readonly connection?: object | undefined;
 }
 
 /** What a server-side record needs besides the `inbound:end` message. */
@@ -116,6 +138,8 @@ export interface ServerRecordOptions {
   readonly startTimeMs?: number;
   /** The source workload's metadata (metadata exchange). */
   readonly peer?: PeerMetadata;
+  /** What `meshlet:inbound:response` said of the request, when a log asked for it. */
+  readonly response?: ResponseSeen | undefined;
 }
 
 function hostPort(s: string | undefined): HostPort | undefined {
@@ -231,7 +255,13 @@ export function clientRecord(end: CallEndMessage, o: ClientRecordOptions = {}): 
     destination: end.destination,
     peer: o.peer,
     error: err ?? meshErr,
+    ...(o.response === undefined ? {} : responseTimes(o.response)),
   };
+}
+
+/** The record's response times, and the upstream connection's local end, from the response head a log saw. */
+function responseTimes(s: ResponseSeen): Pick<RequestRecord, 'downstreamTxStartMs' | 'upstreamRxStartMs' | 'upstreamLocal' | 'upstreamConnection'> {
+  return { downstreamTxStartMs: s.latencyMs, upstreamRxStartMs: s.local ? undefined : s.latencyMs, upstreamLocal: hostPort(s.localAddress), upstreamConnection: s.connection };
 }
 
 /** The record of a request the server side saw (`meshlet:inbound:end`). */
@@ -271,6 +301,8 @@ export function serverRecord(end: InboundEndMessage, o: ServerRecordOptions = {}
     destination: undefined,
     peer: o.peer,
     error: end.error,
+    connection: end.connection,
+    ...(o.response === undefined ? {} : responseTimes({ ...o.response, local: !admitted })),
   };
 }
 

@@ -24,13 +24,35 @@ export interface DecodedAddress {
   socket_address: { address: string; port_value: number } | null;
 }
 
+export interface DecodedDuration {
+  seconds: string;
+  nanos: number;
+}
+
+/** `TLSProperties.CertificateProperties`. */
+export interface DecodedCertificateProperties {
+  subject_alt_name: { uri?: string }[];
+  subject: string;
+}
+
 export interface DecodedEntry {
   common_properties: {
     downstream_remote_address: DecodedAddress | null;
     downstream_local_address: DecodedAddress | null;
     downstream_direct_remote_address: DecodedAddress | null;
-    tls_properties: { tls_sni_hostname: string; peer_certificate_properties: { subject_alt_name: { uri?: string }[] } | null } | null;
+    tls_properties: {
+      tls_version: string;
+      tls_cipher_suite: { value: number } | null;
+      tls_sni_hostname: string;
+      local_certificate_properties: DecodedCertificateProperties | null;
+      peer_certificate_properties: DecodedCertificateProperties | null;
+      tls_session_id: string;
+    } | null;
     start_time: { seconds: string; nanos: number } | null;
+    time_to_first_upstream_rx_byte: DecodedDuration | null;
+    time_to_first_downstream_tx_byte: DecodedDuration | null;
+    time_to_last_downstream_tx_byte: DecodedDuration | null;
+    upstream_local_address: DecodedAddress | null;
     duration: { seconds: string; nanos: number } | null;
     upstream_remote_address: DecodedAddress | null;
     upstream_cluster: string;

@@ -152,11 +152,11 @@ describe('without subscribers', () => {
       const m = ends[0] as InboundEndMessage;
       assert.deepEqual(Object.keys(m), [
         'workload', 'request', 'protocol', 'method', 'scheme', 'authority', 'path', 'headers', 'peerMetadata', 'status', 'grpcStatus', 'flags', 'details', 'deniedBy', 'deniedBefore',
-        'requestBytes', 'responseBytes', 'durationMs', 'endedAt', 'mtls', 'peer', 'requestPrincipal', 'authzPolicy', 'remoteAddress', 'remotePort', 'localAddress', 'localPort', 'sni', 'error',
+        'requestBytes', 'responseBytes', 'durationMs', 'endedAt', 'mtls', 'peer', 'requestPrincipal', 'authzPolicy', 'remoteAddress', 'remotePort', 'localAddress', 'localPort', 'sni', 'connection', 'error',
       ]);
       assert.deepEqual({ ...m }, {
         workload, request: req, protocol: 'http1', method: 'GET', scheme: 'http', authority: 'a', path: '/p', headers, peerMetadata: undefined, status: 0, grpcStatus: -1, flags: 'UC', details: 'upstream_reset_before_response_started{connection_termination}', deniedBy: undefined, deniedBefore: undefined,
-        requestBytes: m.requestBytes, responseBytes: 0, durationMs: 7, endedAt: clock.now(), mtls: false, peer: undefined, requestPrincipal: undefined, authzPolicy: undefined, remoteAddress: '127.0.0.1', remotePort: 1, localAddress: '127.0.0.2', localPort: 2, sni: undefined, error: undefined,
+        requestBytes: m.requestBytes, responseBytes: 0, durationMs: 7, endedAt: clock.now(), mtls: false, peer: undefined, requestPrincipal: undefined, authzPolicy: undefined, remoteAddress: '127.0.0.1', remotePort: 1, localAddress: '127.0.0.2', localPort: 2, sni: undefined, connection: undefined, error: undefined,
       });
       // Nothing was sent: no response headers.
       assert.equal(m.responseHeaders, undefined);

@@ -20,6 +20,7 @@ import type { Conn, ConnWaiter } from './conn.ts';
 import type { AttemptOwner, EndpointConns } from './pools.ts';
 import { GrpcCallError } from './classify.ts';
 import { GrpcExchange, noteAnsweredOn } from './exchange.ts';
+import { noteConnection } from '../../core/upstream-connections.ts';
 import { responseChannels } from '../../core/observe-response.ts';
 import { DISCARD_MESSAGES, H2Call, type H2Listener } from './h2-call.ts';
 import { openStream } from './request-headers.ts';
@@ -260,7 +261,10 @@ export class GrpcAttempt implements Controller, H2Listener, ConnWaiter, MessageS
   #upstream(headers: Headers, metadata: Metadata): void {
     const ex = this.#ex;
     if (ex instanceof GrpcExchange) ex.upstreamAnswer(headers, metadata);
-    if (responseChannels.call.hasSubscribers) noteAnsweredOn(ex, this.conn?.localAddress);
+    if (responseChannels.call.hasSubscribers) {
+      noteAnsweredOn(ex, this.conn?.localAddress);
+      noteConnection(ex, this.conn?.socket);
+    }
   }
 
   onReceiveMetadata(metadata: Metadata): void {

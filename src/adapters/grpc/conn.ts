@@ -96,6 +96,11 @@ export class Conn {
   readonly #startedAt: number;
 
   /** The socket's local end (`address:port`), once it is connected. */
+  /** The connection's socket (TLS for mTLS), once connecting started. */
+  get socket(): net.Socket | undefined {
+    return this.#socket;
+  }
+
   get localAddress(): string | undefined {
     const a = this.#socket?.localAddress;
     return a === undefined ? undefined : formatHostPort(a, this.#socket?.localPort ?? 0);

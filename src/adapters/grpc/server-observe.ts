@@ -189,6 +189,7 @@ export class GrpcInboundObservation {
       localAddress: s.localAddress,
       localPort: s.localPort,
       sni: j?.sni ?? this.#conn.sni,
+      connection: this.#conn.connection,
       responseHeaders: this.#responseHeaders,
       error: undefined,
     };

@@ -112,6 +112,7 @@ export function startMessage(o: InboundObserver, req: object, protocol: Protocol
     remotePort: conn.remotePort,
     localAddress: conn.localAddress,
     localPort: conn.localPort,
+    connection: conn.connection,
     changedHeaders: undefined,
     wrap: undefined,
   };
@@ -182,6 +183,7 @@ export class InboundObservation implements InboundEndMessage {
   readonly localAddress: string | undefined;
   readonly localPort: number;
   sni: string | undefined = undefined;
+  readonly connection: object | undefined;
   readonly error: Error | undefined = undefined;
 
   // ── the observation's own ──
@@ -221,6 +223,7 @@ export class InboundObservation implements InboundEndMessage {
     this.remotePort = conn.remotePort;
     this.localAddress = conn.localAddress;
     this.localPort = conn.localPort;
+    this.connection = conn.connection;
     this.#names = names ?? -1;
     this.#res = res;
     this.#socket = req.socket;

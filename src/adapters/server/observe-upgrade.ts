@@ -196,6 +196,7 @@ export class UpgradeObservation {
       localAddress: s.localAddress,
       localPort: s.localPort,
       sni: j?.sni ?? this.#conn.sni,
+      connection: this.#conn.connection,
       responseHeaders: this.#responseHeaders ?? {},
       error: undefined,
     };

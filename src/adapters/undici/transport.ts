@@ -23,6 +23,7 @@ import { clockedConnector } from './clocked-connector.ts';
 import { dispatchOptions, fail } from './dispatch-options.ts';
 import { CertificateRefusalHandler, sniOfAuthority, tlsConnector } from './tls-connector.ts';
 import { dispatchUntraced, upstreamClient } from './untraced.ts';
+import { noteDispatch } from '../../core/upstream-connections.ts';
 import { observedPool } from './pool-events.ts';
 import { type ClientTlsOptions, ClusterTlsPlans, TlsEnvironment } from './tls-plans.ts';
 
@@ -334,23 +335,22 @@ export class UndiciTransport {
       return;
     }
     const servername = e.autoSni ? autoSni(e, ex.authority) : pools.httpServername;
-    if (e.presentsCert) {
-      dispatchUntraced(pool, dispatchOptions(ex, this.#expected, undefined, servername) as never, new CertificateRefusalHandler(handler) as never);
-      return;
-    }
-    dispatchUntraced(pool, dispatchOptions(ex, this.#expected, undefined, servername) as never, handler as never);
+    const h = e.presentsCert ? new CertificateRefusalHandler(handler) : handler;
+    noteDispatch(h, ex);
+    dispatchUntraced(pool, dispatchOptions(ex, this.#expected, undefined, servername) as never, h as never);
   };
 
   #passthroughTls(pools: ClusterPools, ex: Exchange, handler: Parameters<Dispatch>[1]): void {
     const agent = pools.passthrough();
     if (typeof agent === 'string') fail(ex, handler, agent);
     else if (agent === undefined || ex.scheme === 'https') this.#toOriginal(pools.plain(), ex, handler);
-    else dispatchUntraced(agent, dispatchOptions(ex, this.#expected, `https://${ex.urlAuthority}`) as never, handler as never);
+    else this.#toOriginal(agent, ex, handler, `https://${ex.urlAuthority}`);
   }
 
-  /** Sends a request to its original destination (the URL's address, never the Host header's, which only chose the route). */
-  #toOriginal(agent: Agent, ex: Exchange, handler: Parameters<Dispatch>[1]): void {
-    dispatchUntraced(agent, dispatchOptions(ex, this.#expected, `${ex.scheme}://${ex.urlAuthority}`) as never, handler as never);
+  /** Sends a request to its original destination (the URL's address, never the Host header's, which only chose the route); `origin`: over the cluster's TLS. */
+  #toOriginal(agent: Agent, ex: Exchange, handler: Parameters<Dispatch>[1], origin = `${ex.scheme}://${ex.urlAuthority}`): void {
+    noteDispatch(handler, ex);
+    dispatchUntraced(agent, dispatchOptions(ex, this.#expected, origin) as never, handler as never);
   }
 
   /** Sends a request for a host outside the mesh (the PassthroughCluster), unchanged. */

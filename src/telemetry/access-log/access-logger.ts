@@ -20,7 +20,7 @@ import { type AccessLogOptions, type AccessLogProviderConfig, type ResolvedLog, 
 import { compileJsonFormat, compileTextFormat, type JsonFormatter, type TextFormatter } from './format.ts';
 import { type AccessLogLogger, type EntryWriter, Writers } from './writers.ts';
 import type { UnaryRequester } from '../../core/unary-call.ts';
-import { compileSubstitution } from './format.ts';
+import { compileSubstitution, ISTIO_TEXT_FORMAT } from './format.ts';
 import { type AccessLogDropReason, OtelLogExporter, type OtelExportStats } from './otel-exporter.ts';
 import { type TelemetryFlushMessage, telemetryFlush } from '../flush-channel.ts';
 import { encodeLogRecord, spanIdBytes, traceIdBytes } from './otlp-wire.ts';
@@ -30,6 +30,8 @@ import { AlsStreamer, type ClientStreamRequester } from './als-streamer.ts';
 import { encodeHttpEntry, encodeIdentifier } from './als-wire.ts';
 import { nodeId } from '../tracing/tags.ts';
 import { AccessLogPeers } from './peers.ts';
+import { LogCapture } from './capture.ts';
+import type { OperatorNeed } from './operators.ts';
 
 /** What an {@link AccessLogger} needs from its mesh. */
 export interface AccessLoggerOptions {
@@ -92,10 +94,13 @@ export class AccessLogger {
   readonly #exporters = new Map<string, OtelLogExporter | AlsStreamer>();
   /** The peer of each call and request (`%FILTER_STATE(upstream_peer)%`, …). */
   readonly #peers = new AccessLogPeers();
+  /** What the logs in use need captured besides the end messages (TLS details, response heads). */
+  readonly #capture: LogCapture;
 
   constructor(o: AccessLoggerOptions) {
     this.#o = o;
     this.#writers = new Writers(o.logger, o.clock);
+    this.#capture = new LogCapture(o.workload);
     const clock = o.clock;
     const epoch = epochOf(clock);
     this.#wallNow = clock === systemClock ? Date.now : () => epoch + clock.now();
@@ -117,8 +122,11 @@ export class AccessLogger {
     const { applied } = selectTelemetry(resources, { namespace: w.namespace, labels: w.labels }, this.#o.rootNamespace);
     const client = resolveAccessLogs(applied, this.#o.providers, this.#o.options, 'CLIENT');
     const server = resolveAccessLogs(applied, this.#o.providers, this.#o.options, 'SERVER');
-    this.#client = this.#compile(client);
-    this.#server = this.#compile(server);
+    const clientNeeds = new Set<OperatorNeed>();
+    const serverNeeds = new Set<OperatorNeed>();
+    this.#client = this.#compile(client, clientNeeds);
+    this.#server = this.#compile(server, serverNeeds);
+    this.#capture.use(clientNeeds, serverNeeds);
     // Files no log of this config writes are closed (a reload moved the log elsewhere, or dropped it).
     this.#writers.use([...client.logs, ...server.logs].filter((l) => l.otel === undefined && l.als === undefined).map((l) => l.path));
     this.#subscribe();
@@ -130,7 +138,8 @@ export class AccessLogger {
     this.#o.logger.warn(`meshlet: ${message}`);
   }
 
-  #compile(r: { readonly logs: readonly ResolvedLog[]; readonly findings: readonly string[] }): CompiledLog[] {
+  /** Compiles the logs of one side; what their formats need captured is added to `needs`. */
+  #compile(r: { readonly logs: readonly ResolvedLog[]; readonly findings: readonly string[] }, needs: Set<OperatorNeed>): CompiledLog[] {
     for (const f of r.findings) this.#warn(f);
     const out: CompiledLog[] = [];
     for (const log of r.logs) {
@@ -150,17 +159,20 @@ export class AccessLogger {
       }
       if (log.als !== undefined) {
         const stream = this.#als(log.provider, log.als);
-        if (stream !== undefined) out.push({ provider: log.provider, filter, text: undefined, json: undefined, writer: NO_WRITER, stream });
+        if (stream === undefined) continue;
+        // The entry's tls_properties, response times and upstream_local_address.
+        needs.add('tls').add('response');
+        out.push({ provider: log.provider, filter, text: undefined, json: undefined, writer: NO_WRITER, stream });
         continue;
       }
       if (log.otel !== undefined) {
-        const otel = this.#otel(log.provider, log.otel);
+        const otel = this.#otel(log.provider, log.otel, needs);
         if (otel !== undefined) out.push({ provider: log.provider, filter, text: undefined, json: undefined, writer: NO_WRITER, otel });
         continue;
       }
       try {
-        if (log.format.kind === 'text') text = compileTextFormat(log.format.text, log.omitEmptyValues);
-        else json = compileJsonFormat(log.format.labels, log.omitEmptyValues);
+        if (log.format.kind === 'text') text = compileTextFormat(log.format.text, log.omitEmptyValues, needs);
+        else json = compileJsonFormat(log.format.labels, log.omitEmptyValues, needs);
       } catch (e) {
         this.#warn(`access log "${log.provider}": invalid ${log.format.kind === 'text' ? 'text' : 'JSON'} format: ${(e as Error).message}; nothing is logged by this provider`);
         continue;
@@ -178,7 +190,7 @@ export class AccessLogger {
    * is off for it) — handed to the provider's exporter. Undefined when a format does not parse or
    * there is no gRPC client (warned).
    */
-  #otel(provider: string, o: ResolvedOtelLog): ((r: RequestRecord, key: object) => void) | undefined {
+  #otel(provider: string, o: ResolvedOtelLog, needs: Set<OperatorNeed>): ((r: RequestRecord, key: object) => void) | undefined {
     const client = this.#o.otelClient;
     if (client === undefined) {
       this.#warn(`access log "${provider}" (envoyOtelAls): the mesh has no gRPC client to export with; nothing is logged by this provider`);
@@ -187,8 +199,9 @@ export class AccessLogger {
     let body: TextFormatter;
     let attributes: (readonly [string, TextFormatter])[];
     try {
-      body = compileSubstitution(o.text, false);
-      attributes = o.labels.map(([k, v]) => [k, compileSubstitution(v, false)] as const);
+      // Istio's default body needs nothing captured (as the file logs' default).
+      body = compileSubstitution(o.text, false, o.text === ISTIO_TEXT_FORMAT ? undefined : needs);
+      attributes = o.labels.map(([k, v]) => [k, compileSubstitution(v, false, needs)] as const);
     } catch (e) {
       this.#warn(`access log "${provider}": invalid format: ${(e as Error).message}; nothing is logged by this provider`);
       return undefined;
@@ -299,7 +312,7 @@ export class AccessLogger {
       this.#client,
       () => {
         const peer = this.#peers.client(e);
-        return clientRecord(e, { start, startTimeMs: this.#wallNow() - e.durationMs, ...(peer === undefined ? {} : { peer }) });
+        return clientRecord(e, { start, startTimeMs: this.#wallNow() - e.durationMs, ...(peer === undefined ? {} : { peer }), response: this.#capture.responseOf(e.call) });
       },
       e.call,
     );
@@ -312,7 +325,7 @@ export class AccessLogger {
       this.#server,
       () => {
         const peer = this.#peers.server(e);
-        return serverRecord(e, { startTimeMs: this.#wallNow() - e.durationMs, ...(peer === undefined ? {} : { peer }) });
+        return serverRecord(e, { startTimeMs: this.#wallNow() - e.durationMs, ...(peer === undefined ? {} : { peer }), response: this.#capture.responseOf(e.request) });
       },
       e.request,
     );
@@ -365,6 +378,7 @@ export class AccessLogger {
     this.#client = [];
     this.#server = [];
     this.#subscribe();
+    this.#capture.close();
     await Promise.all([this.#writers.close(), this.closeExports(0)]);
   }
 }

@@ -10,7 +10,8 @@
  */
 import { ProtoWriter } from '../../core/protobuf.ts';
 import { type HeaderMap, headerValue, parseHostPort, type PeerMetadata, type RequestRecord } from '../record.ts';
-import { compileOperator } from './operators.ts';
+import { compileOperator, headersBytes } from './operators.ts';
+import { type TlsDetails, tlsDetailsOf } from './tls-details.ts';
 
 /** The gRPC method the stream calls. */
 export const ALS_STREAM_METHOD = '/envoy.service.accesslog.v3.AccessLogService/StreamAccessLogs';
@@ -125,15 +126,44 @@ function peerAny(p: PeerMetadata): ProtoWriter {
   return any;
 }
 
-/** Envoy's `HeaderMap::byteSize()`: the names' and values' lengths. */
-function headersBytes(h: HeaderMap | undefined): number {
-  if (h === undefined) return 0;
-  let n = 0;
-  for (const k of Object.keys(h)) {
-    const v = headerValue(h, k);
-    if (v !== undefined) n += Buffer.byteLength(k) + Buffer.byteLength(v);
+/** `TLSVersion` (accesslog.proto) of Envoy's `tlsVersionStringToEnum`. */
+const TLS_VERSIONS: Readonly<Record<string, number>> = Object.freeze({ TLSv1: 1, 'TLSv1.1': 2, 'TLSv1.2': 3, 'TLSv1.3': 4 });
+
+/** `CertificateProperties { subject_alt_name { uri }, subject }`. */
+function certificateProperties(uris: readonly string[], subject: string): ProtoWriter {
+  const w = new ProtoWriter();
+  for (const uri of uris) {
+    const san = new ProtoWriter();
+    san.bytes(1, Buffer.from(uri, 'utf8'));
+    w.message(1, san);
   }
-  return n;
+  w.string(2, subject);
+  return w;
+}
+
+/**
+ * `TLSProperties`, as Envoy's `extractCommonAccessLogProperties` fills it (source/extensions/access_loggers/
+ * common/grpc_access_logger_utils.cc): the SNI, and for a TLS connection its version, cipher suite
+ * (IANA id), session id, and the local and peer certificates' URI SANs and subjects. Without the
+ * connection (a listener the mesh did not make), the verified SPIFFE ID is the peer's one SAN.
+ */
+function tlsProperties(r: RequestRecord, t: TlsDetails | undefined): ProtoWriter {
+  const tls = new ProtoWriter();
+  if (t !== undefined) {
+    tls.uint(1, TLS_VERSIONS[t.version ?? ''] ?? 0);
+    if (t.cipherId !== undefined) {
+      const c = new ProtoWriter();
+      c.uint(1, t.cipherId);
+      tls.message(2, c);
+    }
+  }
+  tls.string(3, r.sni);
+  if (t !== undefined) {
+    tls.message(4, certificateProperties(t.local?.uriSans ?? [], t.local?.subject ?? ''));
+    tls.message(5, certificateProperties(t.peer?.uriSans ?? [], t.peer?.subject ?? ''));
+    tls.string(6, t.sessionId);
+  } else if (r.mtls && r.peerPrincipal !== undefined) tls.message(5, certificateProperties([r.peerPrincipal], ''));
+  return tls;
 }
 
 function common(r: RequestRecord, o: HttpEntryOptions): ProtoWriter {
@@ -141,25 +171,21 @@ function common(r: RequestRecord, o: HttpEntryOptions): ProtoWriter {
   const remote = r.downstreamRemote;
   if (remote !== undefined) w.message(2, address(remote.address, remote.port));
   if (r.downstreamLocal !== undefined) w.message(3, address(r.downstreamLocal.address, r.downstreamLocal.port));
-  if (r.sni !== undefined || r.mtls) {
-    const tls = new ProtoWriter();
-    tls.string(3, r.sni);
-    if (r.mtls && r.peerPrincipal !== undefined) {
-      const san = new ProtoWriter();
-      san.string(1, r.peerPrincipal);
-      const peer = new ProtoWriter();
-      peer.message(1, san);
-      tls.message(5, peer);
-    }
-    w.message(4, tls);
-  }
+  const t = r.side === 'server' ? tlsDetailsOf(r.connection) : undefined;
+  if (r.sni !== undefined || r.mtls || t !== undefined) w.message(4, tlsProperties(r, t));
   w.message(5, time(r.startTimeMs));
+  // Envoy's TimingUtility: the first byte from the upstream (the app, server side) and the first and
+  // last bytes to the downstream; meshlet sees the head (first bytes) and the end (the last one).
+  if (r.upstreamRxStartMs !== undefined) w.message(9, time(r.upstreamRxStartMs));
+  if (r.downstreamTxStartMs !== undefined) w.message(11, time(r.downstreamTxStartMs));
+  if (r.status > 0 && !r.flags.split(',').includes('DC')) w.message(12, time(r.durationMs));
   const upstream = parseHostPort(r.upstreamHost);
   if (upstream !== undefined) {
     w.message(13, address(upstream.address, upstream.port));
     // Envoy names the cluster of the upstream host it picked (none without one).
     w.string(15, r.upstreamCluster);
   }
+  if (r.upstreamLocal !== undefined) w.message(14, address(r.upstreamLocal.address, r.upstreamLocal.port));
   const flags = r.flags === '' ? [] : r.flags.split(',');
   if (flags.length > 0) {
     const f = new ProtoWriter();

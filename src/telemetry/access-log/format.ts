@@ -12,9 +12,9 @@
  */
 import { AttributeView } from '../attributes.ts';
 import type { RequestRecord } from '../record.ts';
-import { compileOperator, FormatError, type Operator, type OperatorValue } from './operators.ts';
+import { compileOperator, FormatError, type Operator, type OperatorNeed, type OperatorValue } from './operators.ts';
 
-export { FormatError } from './operators.ts';
+export { FormatError, type OperatorNeed } from './operators.ts';
 
 /** Istio's default text format (Istio 1.9 onwards), with the newline Istio ends every format with. */
 export const ISTIO_TEXT_FORMAT =
@@ -54,8 +54,8 @@ export const ISTIO_JSON_FORMAT: Readonly<Record<string, string>> = Object.freeze
 
 type Part = string | Operator;
 
-/** Splits a format string into text and compiled operators; throws {@link FormatError} naming the position. */
-function parse(format: string): Part[] {
+/** Splits a format string into text and compiled operators (what they need added to `needs`); throws {@link FormatError} naming the position. */
+function parse(format: string, needs: Set<OperatorNeed> | undefined): Part[] {
   const parts: Part[] = [];
   let text = '';
   let i = 0;
@@ -87,7 +87,7 @@ function parse(format: string): Part[] {
     }
     if (format[j] !== '%') throw new FormatError(`command operator at position ${i} is not closed with "%"`);
     try {
-      parts.push(compileOperator(name[1] as string, arg, max));
+      parts.push(compileOperator(name[1] as string, arg, max, needs));
     } catch (e) {
       if (e instanceof FormatError) throw new FormatError(`${e.message} (at position ${i})`);
       throw e;
@@ -119,10 +119,13 @@ const str = (v: OperatorValue, empty: string): string => (v === undefined || v =
 
 /**
  * Compiles a text format. Istio ends every text format with a newline (added when missing);
- * the line this gives keeps it.
+ * the line this gives keeps it. `needs` collects the data its operators need captured — none for
+ * Istio's default (an empty format): its `%UPSTREAM_LOCAL_ADDRESS%` prints what another log had
+ * captured, else `-`, so the default log costs no capture per request.
  */
-export function compileTextFormat(format: string, omitEmptyValues = false): TextFormatter {
-  return compileSubstitution(format === '' ? ISTIO_TEXT_FORMAT : format.endsWith('\n') ? format : `${format}\n`, omitEmptyValues);
+export function compileTextFormat(format: string, omitEmptyValues = false, needs?: Set<OperatorNeed>): TextFormatter {
+  if (format === '') return compileSubstitution(ISTIO_TEXT_FORMAT, omitEmptyValues);
+  return compileSubstitution(format.endsWith('\n') ? format : `${format}\n`, omitEmptyValues, needs);
 }
 
 /**
@@ -130,8 +133,8 @@ export function compileTextFormat(format: string, omitEmptyValues = false): Text
  * one): Envoy's `SubstitutionFormatString` where it is not an access-log line, such as a span's
  * formatter custom tag. Throws {@link FormatError} naming the position of what does not parse.
  */
-export function compileSubstitution(format: string, omitEmptyValues: boolean): TextFormatter {
-  const parts = parse(format);
+export function compileSubstitution(format: string, omitEmptyValues: boolean, needs?: Set<OperatorNeed>): TextFormatter {
+  const parts = parse(format, needs);
   const empty = omitEmptyValues ? '' : '-';
   return (r) => {
     const view = lazyView(r);
@@ -143,11 +146,11 @@ export function compileSubstitution(format: string, omitEmptyValues: boolean): T
 
 type JsonNode = { readonly kind: 'value'; readonly v: unknown } | { readonly kind: 'one'; readonly op: Operator } | { readonly kind: 'mixed'; readonly parts: Part[] } | { readonly kind: 'object'; readonly fields: readonly (readonly [string, JsonNode])[] };
 
-function compileJsonNode(v: unknown, path: string): JsonNode {
+function compileJsonNode(v: unknown, path: string, needs: Set<OperatorNeed> | undefined): JsonNode {
   if (typeof v === 'string') {
     let parts: Part[];
     try {
-      parts = parse(v);
+      parts = parse(v, needs);
     } catch (e) {
       if (e instanceof FormatError) throw new FormatError(`${path}: ${e.message}`);
       throw e;
@@ -155,7 +158,7 @@ function compileJsonNode(v: unknown, path: string): JsonNode {
     if (parts.length === 1 && typeof parts[0] === 'function') return { kind: 'one', op: parts[0] };
     return parts.some((p) => typeof p === 'function') ? { kind: 'mixed', parts } : { kind: 'value', v };
   }
-  if (v !== null && typeof v === 'object' && !Array.isArray(v)) return { kind: 'object', fields: Object.entries(v).map(([k, x]) => [k, compileJsonNode(x, `${path}.${k}`)] as const) };
+  if (v !== null && typeof v === 'object' && !Array.isArray(v)) return { kind: 'object', fields: Object.entries(v).map(([k, x]) => [k, compileJsonNode(x, `${path}.${k}`, needs)] as const) };
   return { kind: 'value', v };
 }
 
@@ -185,10 +188,10 @@ function renderJson(n: JsonNode, r: RequestRecord, view: () => AttributeView, om
 
 /**
  * Compiles a JSON format (`logFormat.labels`, or MeshConfig `accessLogFormat` with JSON
- * encoding); an empty one is Istio's default.
+ * encoding); an empty one is Istio's default, which needs nothing captured (as the text default).
  */
-export function compileJsonFormat(labels: Readonly<Record<string, unknown>> | undefined, omitEmptyValues = false): JsonFormatter {
-  const use = labels === undefined || Object.keys(labels).length === 0 ? ISTIO_JSON_FORMAT : labels;
-  const root = compileJsonNode(use, 'labels');
+export function compileJsonFormat(labels: Readonly<Record<string, unknown>> | undefined, omitEmptyValues = false, needs?: Set<OperatorNeed>): JsonFormatter {
+  const istio = labels === undefined || Object.keys(labels).length === 0;
+  const root = compileJsonNode(istio ? ISTIO_JSON_FORMAT : labels, 'labels', istio ? undefined : needs);
   return (r) => renderJson(root, r, lazyView(r), omitEmptyValues) as Record<string, unknown>;
 }

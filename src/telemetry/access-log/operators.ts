@@ -3,25 +3,53 @@
  * record: each gives a typed value (a number where Envoy's JSON format gives a number) or
  * undefined when the request has none (`-` in text, `null` in JSON).
  *
- * Envoy operators meshlet has no data for (`%UPSTREAM_LOCAL_ADDRESS%`, `%DYNAMIC_METADATA(…)%`,
- * TLS details, …) are accepted and always print `-`; an operator Envoy does not know is a
- * configuration error, as in Envoy.
+ * Envoy operators meshlet has no data for (`%DYNAMIC_METADATA(…)%`, `%REQUEST_DURATION%`, wire
+ * bytes, …) are accepted and always print `-`; an operator Envoy does not know is a
+ * configuration error, as in Envoy. docs/telemetry.md lists which are which.
+ *
+ * A few operators read data a log must ask for ({@link OperatorNeed}): compiling a format records
+ * them, and the access logger captures that data only while a format in use needs it.
  *
  * @module
  */
+import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { GRPC_STATUS } from '../../core/grpc-status.ts';
 import { type CompiledCel, compileCel } from '../cel.ts';
 import { type AttributeView, protocolName } from '../attributes.ts';
-import { headerValue, type RequestRecord } from '../record.ts';
+import { type HeaderMap, headerValue, type RequestRecord } from '../record.ts';
 import { checkTimeFormat, defaultStartTime, formatTime } from './time-format.ts';
 import { formatHostPort } from '../../core/host-port.ts';
+import { certTimeOperator, TLS_OPERATORS } from './tls-operators.ts';
+import { connectionIdOf } from './tls-details.ts';
 
 /** What an operator gives: a string or number, or undefined when there is nothing to print. */
 export type OperatorValue = string | number | undefined;
 
 /** An operator compiled for one use: reads the record (and, for `%CEL%`, its attribute view). */
 export type Operator = (r: RequestRecord, view: () => AttributeView) => OperatorValue;
+
+/**
+ * Data an operator reads that is captured only for the logs that need it: `tls`, the downstream
+ * connection's TLS details, read when the request starts (a caller that goes away may take its
+ * socket with it); `response`, the response head's time and the connection it came on (its TLS
+ * details and local end).
+ */
+export type OperatorNeed = 'tls' | 'response';
+
+const NEEDS: Readonly<Record<string, OperatorNeed>> = Object.assign(Object.create(null), {
+  ...Object.fromEntries(Object.keys(TLS_OPERATORS).map((k) => [k, k.startsWith('UPSTREAM_') ? 'response' : 'tls'])),
+  UPSTREAM_PEER_CERT_V_START: 'response',
+  UPSTREAM_PEER_CERT_V_END: 'response',
+  UPSTREAM_CONNECTION_ID: 'response',
+  DOWNSTREAM_PEER_CERT_V_START: 'tls',
+  DOWNSTREAM_PEER_CERT_V_END: 'tls',
+  RESPONSE_DURATION: 'response',
+  RESPONSE_TX_DURATION: 'response',
+  UPSTREAM_LOCAL_ADDRESS: 'response',
+  UPSTREAM_LOCAL_ADDRESS_WITHOUT_PORT: 'response',
+  UPSTREAM_LOCAL_PORT: 'response',
+});
 
 const LONG_FLAGS: Readonly<Record<string, string>> = Object.assign(Object.create(null), {
   LH: 'FailedLocalHealthCheck',
@@ -57,56 +85,55 @@ const LONG_FLAGS: Readonly<Record<string, string>> = Object.assign(Object.create
 
 const GRPC_NAMES: Readonly<Record<number, string>> = Object.fromEntries(Object.entries(GRPC_STATUS).map(([name, code]) => [code, name]));
 
-/** Envoy operators meshlet has no data for: accepted, always `-`. */
+/** Envoy operators meshlet has no data for: accepted, always `-` (docs/telemetry.md says why for each). */
 const NOT_AVAILABLE = new Set([
-  'UPSTREAM_LOCAL_ADDRESS',
-  'UPSTREAM_LOCAL_ADDRESS_WITHOUT_PORT',
-  'UPSTREAM_LOCAL_PORT',
   'CONNECTION_TERMINATION_DETAILS',
-  'CONNECTION_ID',
-  'UPSTREAM_CONNECTION_ID',
   'DYNAMIC_METADATA',
   'CLUSTER_METADATA',
   'UPSTREAM_METADATA',
   'METADATA',
   'UPSTREAM_FILTER_STATE',
-  'DOWNSTREAM_TLS_VERSION',
-  'DOWNSTREAM_TLS_CIPHER',
-  'DOWNSTREAM_TLS_SESSION_ID',
-  'DOWNSTREAM_LOCAL_URI_SAN',
-  'DOWNSTREAM_LOCAL_SUBJECT',
-  'DOWNSTREAM_PEER_SUBJECT',
-  'DOWNSTREAM_PEER_ISSUER',
-  'DOWNSTREAM_PEER_FINGERPRINT_256',
-  'DOWNSTREAM_PEER_SERIAL',
-  'DOWNSTREAM_PEER_CERT',
-  'UPSTREAM_TLS_VERSION',
-  'UPSTREAM_PEER_URI_SAN',
-  'UPSTREAM_PEER_SUBJECT',
-  'UPSTREAM_LOCAL_URI_SAN',
+  'DOWNSTREAM_PEER_OTHERNAME_SAN',
+  'DOWNSTREAM_LOCAL_OTHERNAME_SAN',
+  'DOWNSTREAM_PEER_CHAIN_FINGERPRINTS_256',
+  'DOWNSTREAM_PEER_CHAIN_FINGERPRINTS_1',
+  'DOWNSTREAM_PEER_CHAIN_SERIALS',
+  'TLS_JA3_FINGERPRINT',
   'VIRTUAL_CLUSTER_NAME',
   'REQUEST_DURATION',
   'REQUEST_TX_DURATION',
-  'RESPONSE_DURATION',
-  'RESPONSE_TX_DURATION',
   'UPSTREAM_CONNECTION_POOL_READY_DURATION',
   'DOWNSTREAM_HANDSHAKE_DURATION',
   'ROUNDTRIP_DURATION',
-  'TRAILER',
   'LOCAL_REPLY_BODY',
-  'STREAM_ID',
-  'UNIQUE_ID',
-  'REQUEST_HEADERS_BYTES',
-  'RESPONSE_HEADERS_BYTES',
   'RESPONSE_TRAILERS_BYTES',
   'UPSTREAM_WIRE_BYTES_SENT',
   'UPSTREAM_WIRE_BYTES_RECEIVED',
   'DOWNSTREAM_WIRE_BYTES_SENT',
   'DOWNSTREAM_WIRE_BYTES_RECEIVED',
   'DOWNSTREAM_TRANSPORT_FAILURE_REASON',
-  'ACCESS_LOG_TYPE',
-  'ENVIRONMENT',
 ]);
+
+/** Envoy's `HeaderMap::byteSize()`: the names' and values' lengths (`%REQUEST_HEADERS_BYTES%`, the ALS entry's `request_headers_bytes`). */
+export function headersBytes(h: HeaderMap | undefined): number {
+  if (h === undefined) return 0;
+  let n = 0;
+  for (const k of Object.keys(h)) {
+    const v = headerValue(h, k);
+    if (v !== undefined) n += Buffer.byteLength(k) + Buffer.byteLength(v);
+  }
+  return n;
+}
+
+/** Milliseconds as Envoy's duration operators print them (`duration_cast<milliseconds>`: truncated). */
+const ms = (v: number | undefined): OperatorValue => (v === undefined ? undefined : Math.max(0, Math.floor(v)));
+
+/** `%RESPONSE_TX_DURATION%`: from the upstream's first byte to the downstream's last, when the response was sent to its end. */
+function responseTx(r: RequestRecord): OperatorValue {
+  const rx = r.upstreamRxStartMs;
+  if (rx === undefined || r.status === 0 || r.flags.split(',').includes('DC')) return undefined;
+  return ms(r.durationMs - rx);
+}
 
 const withoutPort = (hp: { address: string } | undefined): OperatorValue => hp?.address;
 const joined = (hp: { address: string; port: number } | undefined): OperatorValue => (hp === undefined ? undefined : formatHostPort(hp.address, hp.port));
@@ -137,11 +164,26 @@ const SIMPLE: Readonly<Record<string, Operator>> = Object.assign(Object.create(n
   DOWNSTREAM_REMOTE_PORT: (r: RequestRecord) => r.downstreamRemote?.port,
   DOWNSTREAM_DIRECT_REMOTE_ADDRESS: (r: RequestRecord) => joined(r.downstreamRemote),
   DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT: (r: RequestRecord) => withoutPort(r.downstreamRemote),
-  DOWNSTREAM_PEER_URI_SAN: (r: RequestRecord) => r.peerPrincipal,
   REQUESTED_SERVER_NAME: (r: RequestRecord) => r.sni,
   ROUTE_NAME: (r: RequestRecord) => r.routeName,
   GRPC_STATUS_NUMBER: (r: RequestRecord) => (r.grpcStatus < 0 ? undefined : r.grpcStatus),
   HOSTNAME: () => hostname(),
+  // Envoy's connectionID().value_or(0): the server side's connection; the client side's downstream is the app's in-process call.
+  CONNECTION_ID: (r: RequestRecord) => (r.side === 'server' ? (connectionIdOf(r.connection) ?? 0) : 0),
+  UPSTREAM_CONNECTION_ID: (r: RequestRecord) => connectionIdOf(r.upstreamConnection) ?? 0,
+  UNIQUE_ID: () => randomUUID(),
+  // The stream id provider of Envoy's request-id extension: the x-request-id.
+  STREAM_ID: (r: RequestRecord) => headerValue(r.requestHeaders, 'x-request-id'),
+  // Every meshlet line is Envoy's HCM log at the stream's end.
+  ACCESS_LOG_TYPE: () => 'DownstreamEnd',
+  REQUEST_HEADERS_BYTES: (r: RequestRecord) => headersBytes(r.requestHeaders),
+  RESPONSE_HEADERS_BYTES: (r: RequestRecord) => headersBytes(r.responseHeaders),
+  RESPONSE_DURATION: (r: RequestRecord) => ms(r.upstreamRxStartMs),
+  RESPONSE_TX_DURATION: responseTx,
+  UPSTREAM_LOCAL_ADDRESS: (r: RequestRecord) => joined(r.upstreamLocal),
+  UPSTREAM_LOCAL_ADDRESS_WITHOUT_PORT: (r: RequestRecord) => withoutPort(r.upstreamLocal),
+  UPSTREAM_LOCAL_PORT: (r: RequestRecord) => r.upstreamLocal?.port,
+  ...TLS_OPERATORS,
   TRACE_ID: (r: RequestRecord) => {
     const tp = headerValue(r.requestHeaders, 'traceparent');
     const w3c = tp === undefined ? undefined : /^[\da-f]{2}-([\da-f]{32})-/.exec(tp)?.[1];
@@ -171,8 +213,10 @@ const truncate = (v: OperatorValue, max: number | undefined): OperatorValue => (
 /** A problem with an operator in a format; the caller names the format and the provider. */
 export class FormatError extends Error {}
 
-/** Compiles `%NAME(arg):max%`. */
-export function compileOperator(name: string, arg: string | undefined, max: number | undefined): Operator {
+/** Compiles `%NAME(arg):max%`; what it needs captured is added to `needs`. */
+export function compileOperator(name: string, arg: string | undefined, max: number | undefined, needs?: Set<OperatorNeed>): Operator {
+  const need = NEEDS[name];
+  if (need !== undefined) needs?.add(need);
   if (name === 'REQ' || name === 'RESP' || name === 'REQ_WITHOUT_QUERY') {
     if (arg === undefined || arg === '') throw new FormatError(`%${name}(…)% needs a header name`);
     const [main, alt] = arg.toLowerCase().split('?') as [string, string | undefined];
@@ -219,6 +263,27 @@ export function compileOperator(name: string, arg: string | undefined, max: numb
     }
     return (_r, view) => truncate(cel.text(view()), max);
   }
+  if (name === 'ENVIRONMENT') {
+    // Read once, when the format is compiled; an unset variable is the string "-" (Envoy's EnvironmentFormatter).
+    if (arg === undefined || arg === '') throw new FormatError('%ENVIRONMENT(…)% needs a variable name');
+    const v = process.env[arg];
+    const value = v === undefined ? '-' : truncate(v, max);
+    return () => value;
+  }
+  if (name === 'TRAILER') {
+    if (arg === undefined || arg === '') throw new FormatError('%TRAILER(…)% needs a trailer name');
+    // The record keeps no trailers: a gRPC status sent in trailers (not in the head) is the one it knows.
+    const names = arg.toLowerCase().split('?');
+    if (!names.includes('grpc-status')) return () => undefined;
+    return (r) => (r.protocol === 'grpc' && r.grpcStatus >= 0 && headerValue(r.responseHeaders, 'grpc-status') === undefined ? String(r.grpcStatus) : undefined);
+  }
+  let certTime: Operator | undefined;
+  try {
+    certTime = certTimeOperator(name, arg);
+  } catch (e) {
+    throw new FormatError((e as Error).message);
+  }
+  if (certTime !== undefined) return certTime;
   const simple = SIMPLE[name];
   if (simple !== undefined) return max === undefined ? simple : (r, v) => truncate(simple(r, v), max);
   if (NOT_AVAILABLE.has(name)) return () => undefined;
