@@ -42,7 +42,18 @@ const AT_START: readonly (readonly [keyof MeshOptions, string])[] = [
   ['telemetry', 'accessLog*/enableTracing/defaultConfig.tracing'],
 ];
 
-const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
+/**
+ * What a MeshConfig can set of option `k`, as plain data to compare: `telemetry` and `dns` hold the
+ * app's own objects too (a MeterProvider, whose parts refer to each other; a resolve function),
+ * which no MeshConfig sets and JSON cannot hold.
+ */
+function settable(o: MeshOptions, k: keyof MeshOptions): unknown {
+  if (k === 'telemetry') return [o.telemetry?.accessLog, o.telemetry?.tracing];
+  if (k === 'dns') return o.dns?.refreshRateMs;
+  return o[k];
+}
+
+const same = (a: MeshOptions, b: MeshOptions, k: keyof MeshOptions): boolean => JSON.stringify(settable(a, k)) === JSON.stringify(settable(b, k));
 const noop = (): void => undefined;
 
 /** The control plane's MeshConfig under a mesh's own options: the settings its compiles read, and its options when built. */
@@ -135,7 +146,7 @@ export class ControlPlaneMeshConfig implements StateCompileOptions {
   #warnAtStart(version: string): void {
     const started = this.#started;
     if (started === undefined) return;
-    const changed = AT_START.filter(([k]) => !same(this.#effective[k], started[k])).map(([, name]) => name);
+    const changed = AT_START.filter(([k]) => !same(this.#effective, started, k)).map(([, name]) => name);
     const key = changed.join(',');
     if (key !== this.#warned && changed.length > 0) {
       this.#log.warn(`meshlet: ${this.#label} version ${version} changes ${changed.join(', ')}, which this mesh reads when it starts: they apply at its next start (connectTimeout, defaultHttpRetryPolicy and outboundTrafficPolicy apply now)`);

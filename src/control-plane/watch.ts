@@ -307,10 +307,18 @@ export class Watch {
 
   /** A `mesh-config` event, handed over when well-formed (not ACKed: it is not config); changed compile settings compile the state in use again. */
   async #meshConfig(e: SseEvent, url: string): Promise<void> {
+    let event: MeshConfigEvent;
     try {
-      if (this.#o.listener.meshConfig?.(parseMeshConfigEvent(e.data), url) !== true) return;
+      event = parseMeshConfigEvent(e.data);
     } catch (err) {
       this.#o.onWarning?.(`control plane ${url}: ignoring a malformed mesh-config event: ${(err as Error).message}`);
+      return;
+    }
+    try {
+      if (this.#o.listener.meshConfig?.(event, url) !== true) return;
+    } catch (err) {
+      // The listener's own failure, not the event's: said as such, and the stream goes on.
+      this.#o.onWarning?.(`control plane ${url}: the MeshConfig version ${event.version} could not be taken: ${err instanceof Error ? err.message : String(err)}`);
       return;
     }
     this.#meshChanged = true;

@@ -1,0 +1,72 @@
+/**
+ * The control plane's MeshConfig in a fed mesh, the cases a review found wrong: a mesh with
+ * options that are not plain data (an OpenTelemetry MeterProvider) follows a changed MeshConfig.
+ * Real control plane, real meshes, real upstreams.
+ */
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { AggregationTemporality, InMemoryMetricExporter, MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
+import { createMesh, type Mesh, type MeshOptions } from '../../src/index.ts';
+import { call, serviceEntry, startUpstream, type Upstream } from '../helpers/upstreams.ts';
+import { shortJitter, startTestControlPlane, type TestControlPlane, until } from './client-helpers.ts';
+
+const open: { close(): unknown }[] = [];
+after(async () => {
+  for (const o of open.reverse()) await o.close();
+});
+
+/** An upstream that answers 503 to every odd request and 200 to every even one (counting from 1). */
+async function flaky(): Promise<Upstream & { reset(): void }> {
+  let n = 0;
+  const u = await startUpstream('flaky', (_req, res) => {
+    n++;
+    res.statusCode = n % 2 === 1 ? 503 : 200;
+    res.end(n % 2 === 1 ? 'down' : 'up');
+  });
+  open.push(u);
+  return Object.assign(u, {
+    reset: () => {
+      n = 0;
+      u.seen.length = 0;
+    },
+  });
+}
+
+async function controlPlane(files: Record<string, object[]>, meshConfig: Record<string, unknown> | undefined): Promise<TestControlPlane> {
+  const t = await startTestControlPlane(files, { meshConfig });
+  open.push({ close: () => t.close() });
+  return t;
+}
+
+async function fedMesh(t: TestControlPlane, o: Partial<MeshOptions> = {}): Promise<Mesh> {
+  const token = await t.cp.mintToken({ service: 'productpage', namespace: 'default' });
+  const mesh = await createMesh({ service: 'productpage', controlPlane: t.cp.url, token, random: shortJitter(7), ...o });
+  open.unshift(mesh);
+  return mesh;
+}
+
+const RETRY_503 = { defaultHttpRetryPolicy: { attempts: 2, retryOn: '503' } };
+
+describe("the control plane's MeshConfig in a fed mesh (review)", () => {
+  it('a mesh given a MeterProvider (telemetry.metrics.meterProvider) follows a changed MeshConfig: no "malformed" warning, the new retry policy applies', async () => {
+    const up = await flaky();
+    const t = await controlPlane({ se: [serviceEntry('reviews', 'reviews.default.svc.cluster.local', 9080, [{ port: up.port }])] }, RETRY_503);
+    // An SDK MeterProvider with a reader: its objects refer to each other (not JSON).
+    const reader = new PeriodicExportingMetricReader({ exporter: new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE), exportIntervalMillis: 3_600_000 });
+    const meterProvider = new MeterProvider({ readers: [reader] });
+    open.push({ close: () => meterProvider.shutdown() });
+    const warnings: string[] = [];
+    const mesh = await fedMesh(t, { telemetry: { metrics: { meterProvider } }, logger: { warn: (m: string) => warnings.push(m), info: () => undefined } });
+    assert.equal((await call(mesh, 'http://reviews:9080/')).status, 200, 'retried under the pushed policy');
+    const before = mesh.snapshot;
+    t.cp.setMeshConfig({ accessLogFile: '/dev/stdout' }, 'test-mesh.yaml');
+    await until(() => mesh.snapshot !== before || warnings.length > 0, 'the new MeshConfig taken (or a warning)', 20_000);
+    assert.ok(!warnings.some((w) => /malformed|circular/i.test(w)), warnings.join('\n'));
+    await until(() => mesh.snapshot !== before, 'compiled again without the pushed retry policy', 20_000);
+    up.reset();
+    assert.equal((await call(mesh, 'http://reviews:9080/')).status, 503, 'no retry on 503 once the MeshConfig drops the policy');
+    assert.equal(up.seen.length, 1);
+    assert.equal(warnings.length, 1, warnings.join('\n'));
+    assert.match(warnings[0] ?? '', /changes accessLog\*\/enableTracing\/defaultConfig\.tracing, which this mesh reads when it starts/);
+  });
+});
