@@ -4,6 +4,8 @@
  * Real control plane, real meshes, real upstreams.
  */
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { AggregationTemporality, InMemoryMetricExporter, MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
 import { createMesh, type Mesh, type MeshOptions } from '../../src/index.ts';
@@ -68,5 +70,44 @@ describe("the control plane's MeshConfig in a fed mesh (review)", () => {
     assert.equal(up.seen.length, 1);
     assert.equal(warnings.length, 1, warnings.join('\n'));
     assert.match(warnings[0] ?? '', /changes accessLog\*\/enableTracing\/defaultConfig\.tracing, which this mesh reads when it starts/);
+  });
+});
+
+describe('a live connectTimeout change and the PassthroughCluster agent (review)', () => {
+  it('a call in flight on the old agent finishes whole; repeated swaps leave no connection of an old agent open', async () => {
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((r) => (release = r));
+    const server = createServer((req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write('first-');
+      if (req.url === '/slow') void released.then(() => res.end('last'));
+      else res.end('quick');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    open.push({ close: () => new Promise<void>((r) => server.close(() => r())) });
+    const port = (server.address() as AddressInfo).port;
+    const connections = () => new Promise<number>((r) => server.getConnections((_e, n) => r(n)));
+    const t = await controlPlane({}, { connectTimeout: '5s' });
+    const mesh = await fedMesh(t, { logger: { warn: () => undefined, info: () => undefined } });
+    const res = await fetch(`http://127.0.0.1:${port}/slow`, { dispatcher: mesh.dispatcher });
+    assert.equal(res.status, 200);
+    const reader = res.body?.getReader();
+    assert.ok(reader !== undefined);
+    const first = await reader.read();
+    assert.equal(Buffer.from(first.value ?? []).toString(), 'first-');
+    for (const ms of [4000, 3000, 2000, 1000]) {
+      const before = mesh.snapshot;
+      t.cp.setMeshConfig({ connectTimeout: `${ms}ms` }, 'test-mesh.yaml');
+      await until(() => mesh.snapshot !== before, `connectTimeout ${ms}ms compiled in`, 20_000);
+      assert.equal(mesh.outbound.connectTimeoutMs, ms);
+    }
+    release();
+    let rest = '';
+    for (let r = await reader.read(); !r.done; r = await reader.read()) rest += Buffer.from(r.value).toString();
+    assert.equal(rest, 'last', 'the call on the old agent drained, not aborted');
+    // A call on the agent in use now: one connection, the old agents' are closed.
+    assert.equal(await (await fetch(`http://127.0.0.1:${port}/`, { dispatcher: mesh.dispatcher })).text(), 'first-quick');
+    for (let i = 0; i < 200 && (await connections()) !== 1; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(await connections(), 1, 'only the current agent keeps a connection');
   });
 });
