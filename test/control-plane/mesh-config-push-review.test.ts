@@ -111,3 +111,27 @@ describe('a live connectTimeout change and the PassthroughCluster agent (review)
     assert.equal(await connections(), 1, 'only the current agent keeps a connection');
   });
 });
+
+describe("the root namespace a control plane's MeshConfig gives its meshes (review)", () => {
+  const rootSidecar = { apiVersion: 'networking.istio.io/v1', kind: 'Sidecar', metadata: { name: 'default', namespace: 'istio-system' }, spec: { outboundTrafficPolicy: { mode: 'REGISTRY_ONLY' } } };
+
+  it('is the one the control plane runs with: a MeshConfig rootNamespace the control plane does not use (startControlPlane without the rootNamespace option) does not turn its root namespace’s mesh-wide Sidecar off in the meshes', async () => {
+    const outside = await startUpstream('outside');
+    open.push(outside);
+    // The control plane runs with istio-system (its rootNamespace option is unset) and sends the meshes istio-system's resources as mesh-wide.
+    const t = await controlPlane({ sidecar: [rootSidecar] }, { rootNamespace: 'elsewhere' });
+    const mesh = await fedMesh(t, { logger: { warn: () => undefined, info: () => undefined } });
+    const r = await call(mesh, `http://127.0.0.1:${outside.port}/`);
+    assert.equal(r.status, 502, 'the root namespace’s Sidecar (REGISTRY_ONLY) applies: the call is refused');
+    assert.match(mesh.explain({ url: `http://127.0.0.1:${outside.port}/` }).toString(), /outboundTrafficPolicy: REGISTRY_ONLY \(Sidecar istio-system\/default\)/);
+  });
+
+  it('a MeshConfig changed while running to another rootNamespace does not hand it to a mesh that starts then', async () => {
+    const outside = await startUpstream('outside');
+    open.push(outside);
+    const t = await controlPlane({ sidecar: [rootSidecar] }, { connectTimeout: '5s' });
+    t.cp.setMeshConfig({ connectTimeout: '5s', rootNamespace: 'elsewhere' }, 'test-mesh.yaml');
+    const mesh = await fedMesh(t, { logger: { warn: () => undefined, info: () => undefined } });
+    assert.equal((await call(mesh, `http://127.0.0.1:${outside.port}/`)).status, 502);
+  });
+});
