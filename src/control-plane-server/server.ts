@@ -83,8 +83,8 @@ export interface ControlPlaneOptions {
   /**
    * Istio's MeshConfig (the `istio` ConfigMap's `data.mesh`, parsed; `--mesh-config`), pushed to
    * every watching mesh in a `mesh-config` event: a mesh applies its settings under its own
-   * options (docs/control-plane.md). Checked by the caller (`meshlet control-plane` checks it as
-   * `createMesh({ meshConfig })` does, naming the file and field). Its `rootNamespace` and
+   * options (docs/control-plane.md). Checked as `createMesh({ meshConfig })` checks it: a bad
+   * setting rejects with an `InvalidArgumentError` naming the field. Its `rootNamespace` and
    * `trustDomain` are not read from here: give them as options (`rootNamespace`, `trustDomain`);
    * what is pushed carries those this control plane runs with in place of the MeshConfig's
    * (`istio-system`, `cluster.local` without the options). @defaultValue none (`{}` is pushed)
@@ -121,7 +121,8 @@ export interface ControlPlane {
   status(): StatusDocument;
   /**
    * Replaces the MeshConfig pushed to meshes (`meshConfig`; undefined: none, `{}` is pushed) and
-   * pushes it to every watch stream when it changed. Checked by the caller, as `meshConfig` is.
+   * pushes it to every watch stream when it changed. Checked as `meshConfig` is: an invalid one
+   * throws an `InvalidArgumentError` naming the field, and the one before stays.
    */
   setMeshConfig(meshConfig: Readonly<Record<string, unknown>> | undefined, source?: string): void;
   /** Mints a token signed with this server's key. */

@@ -4,7 +4,7 @@
  * Real control plane, real meshes, real upstreams.
  */
 import assert from 'node:assert/strict';
-import { createServer } from 'node:http';
+import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { AggregationTemporality, InMemoryMetricExporter, MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
@@ -89,7 +89,7 @@ describe('a live connectTimeout change and the PassthroughCluster agent (review)
     const connections = () => new Promise<number>((r) => server.getConnections((_e, n) => r(n)));
     const t = await controlPlane({}, { connectTimeout: '5s' });
     const mesh = await fedMesh(t, { logger: { warn: () => undefined, info: () => undefined } });
-    const res = await fetch(`http://127.0.0.1:${port}/slow`, { dispatcher: mesh.dispatcher });
+    const res = await fetch(`http://127.0.0.1:${port}/slow`, { dispatcher: mesh.dispatcher } as RequestInit);
     assert.equal(res.status, 200);
     const reader = res.body?.getReader();
     assert.ok(reader !== undefined);
@@ -106,7 +106,7 @@ describe('a live connectTimeout change and the PassthroughCluster agent (review)
     for (let r = await reader.read(); !r.done; r = await reader.read()) rest += Buffer.from(r.value).toString();
     assert.equal(rest, 'last', 'the call on the old agent drained, not aborted');
     // A call on the agent in use now: one connection, the old agents' are closed.
-    assert.equal(await (await fetch(`http://127.0.0.1:${port}/`, { dispatcher: mesh.dispatcher })).text(), 'first-quick');
+    assert.equal(await (await fetch(`http://127.0.0.1:${port}/`, { dispatcher: mesh.dispatcher } as RequestInit)).text(), 'first-quick');
     for (let i = 0; i < 200 && (await connections()) !== 1; i++) await new Promise((r) => setTimeout(r, 20));
     assert.equal(await connections(), 1, 'only the current agent keeps a connection');
   });
@@ -133,5 +133,60 @@ describe("the root namespace a control plane's MeshConfig gives its meshes (revi
     t.cp.setMeshConfig({ connectTimeout: '5s', rootNamespace: 'elsewhere' }, 'test-mesh.yaml');
     const mesh = await fedMesh(t, { logger: { warn: () => undefined, info: () => undefined } });
     assert.equal((await call(mesh, `http://127.0.0.1:${outside.port}/`)).status, 502);
+  });
+});
+
+/** What startControlPlane({ meshConfig }) rejects with (a control plane that starts is closed, and the test fails). */
+async function refused(meshConfig: Record<string, unknown>): Promise<Error> {
+  let t: TestControlPlane;
+  try {
+    t = await startTestControlPlane({}, { meshConfig });
+  } catch (err) {
+    return err as Error;
+  }
+  await t.close();
+  assert.fail(`the control plane started with ${JSON.stringify(meshConfig)}`);
+}
+
+describe('an invalid MeshConfig (review)', () => {
+  it('startControlPlane({ meshConfig }) refuses one istiod would not load, naming the field; setMeshConfig() refuses one and keeps pushing the one before', async () => {
+    const tooLong = await refused({ connectTimeout: 'soon' });
+    assert.equal(tooLong.name, 'InvalidArgumentError');
+    assert.match(tooLong.message, /^startControlPlane: `meshConfig\.connectTimeout` must be a duration/);
+    assert.match(String(await refused({ localityLbSetting: { distribute: [{ from: 'a/*', to: { 'b/*': 50 } }] } })), /^InvalidArgumentError: startControlPlane: .*localityLbSetting.*100/);
+    const t = await controlPlane({}, RETRY_503);
+    const before = t.cp.status().meshConfig;
+    assert.throws(() => t.cp.setMeshConfig({ ...RETRY_503, defaultHttpRetryPolicy: { attempts: 'two' } }), /^InvalidArgumentError: ControlPlane\.setMeshConfig: `meshConfig\.defaultHttpRetryPolicy` is invalid: .*attempts/);
+    assert.deepEqual(t.cp.status().meshConfig, before, 'the MeshConfig before stays');
+  });
+
+  it('a mesh refuses an invalid one a control plane still pushes (another implementation, a newer version), naming its field; the settings in use stay', async () => {
+    const up = await flaky();
+    let stream: ServerResponse | undefined;
+    const server = createServer((req, res) => {
+      if (new URL(req.url ?? '/', 'http://x').pathname !== '/v1/watch') return void res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
+      stream = res;
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(`event: hello\ndata: ${JSON.stringify({ connection: 'c1', server: 'other', configVersion: 'v1', endpointsVersion: 'e1', heartbeatMs: 60_000 })}\n\n`);
+      res.write(`event: mesh-config\ndata: ${JSON.stringify({ version: 'm1', meshConfig: RETRY_503 })}\n\n`);
+      res.write(`event: config\nid: v1/\ndata: ${JSON.stringify({ version: 'v1', resources: [serviceEntry('reviews', 'reviews.default.svc.cluster.local', 9080, [{ port: up.port }])] })}\n\n`);
+      res.write(`event: endpoints\nid: v1/e1\ndata: ${JSON.stringify({ version: 'e1', workloads: [] })}\n\n`);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    open.push({
+      close: () => {
+        server.closeAllConnections();
+        return new Promise<void>((r) => server.close(() => r()));
+      },
+    });
+    const warnings: string[] = [];
+    const mesh = await createMesh({ service: 'productpage', controlPlane: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, token: 't', identity: 'none', drainMs: 0, logger: { warn: (m: string) => warnings.push(m), info: () => undefined } });
+    open.unshift(mesh);
+    assert.equal((await call(mesh, 'http://reviews:9080/')).status, 200, 'retried under the pushed policy');
+    stream?.write(`event: mesh-config\ndata: ${JSON.stringify({ version: 'm2', meshConfig: { connectTimeout: 'soon' } })}\n\n`);
+    await until(() => warnings.length > 0, 'a warning for the invalid MeshConfig');
+    assert.match(warnings[0] ?? '', /the control plane's MeshConfig \(http:\/\/127\.0\.0\.1:\d+\) version m2 is not applied, the settings in use stay: `meshConfig\.connectTimeout` must be a duration/);
+    up.reset();
+    assert.equal((await call(mesh, 'http://reviews:9080/')).status, 200, 'still retried');
   });
 });
