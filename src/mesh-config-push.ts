@@ -26,6 +26,8 @@ import type { StateCompileOptions } from './control-plane/state.ts';
 import { applyMeshConfig, meshConfigProblems } from './mesh-config-option.ts';
 import type { MeshLogger, MeshOptions } from './mesh-options.ts';
 import { DEFAULT_CONNECT_TIMEOUT_MS } from './routing/cluster-settings.ts';
+import { DEFAULT_ROOT_NAMESPACE } from './config/resource.ts';
+import { DEFAULT_TRUST_DOMAIN } from './security/authz/trust-domain.ts';
 import type { MeshWideSettings } from './routing/compile.ts';
 
 /** Options read when the mesh is built, by the MeshConfig fields that set them. */
@@ -49,6 +51,9 @@ const AT_START: readonly (readonly [keyof MeshOptions, string])[] = [
  */
 function settable(o: MeshOptions, k: keyof MeshOptions): unknown {
   if (k === 'telemetry') return [o.telemetry?.accessLog, o.telemetry?.tracing];
+  // Unset is the default: a MeshConfig that names it changes nothing.
+  if (k === 'rootNamespace') return o.rootNamespace ?? DEFAULT_ROOT_NAMESPACE;
+  if (k === 'trustDomain') return o.trustDomain ?? DEFAULT_TRUST_DOMAIN;
   if (k === 'dns') return o.dns?.refreshRateMs;
   return o[k];
 }
