@@ -22,6 +22,7 @@
  */
 import type { NetworkSettings } from './config/network-topology.ts';
 import type { MeshConfigEvent } from './control-plane/protocol.ts';
+import { NO_MESH_CONFIG } from './control-plane/pushed-events.ts';
 import type { StateCompileOptions } from './control-plane/state.ts';
 import { applyMeshConfig, meshConfigProblems } from './mesh-config-option.ts';
 import type { MeshLogger, MeshOptions } from './mesh-options.ts';
@@ -108,7 +109,7 @@ export class ControlPlaneMeshConfig implements StateCompileOptions {
 
   /** The version of the MeshConfig in use, and where it came from; undefined before any. */
   get pushed(): { version: string; from: string; settings: MeshOptions } | undefined {
-    return this.#version === undefined || this.#pushed === undefined ? undefined : { version: this.#version, from: this.#label, settings: this.#pushed };
+    return this.#version === undefined || this.#version === '' || this.#pushed === undefined ? undefined : { version: this.#version, from: this.#label, settings: this.#pushed };
   }
 
   /** The mesh is built now: its options (the MeshConfig's under its own); start-time settings stay these. */
@@ -120,7 +121,9 @@ export class ControlPlaneMeshConfig implements StateCompileOptions {
   /** Takes a `mesh-config` event; true when the settings compiles read changed (compile again). */
   accept(e: MeshConfigEvent, url: string): boolean {
     if (e.version === this.#version) return false;
-    const label = `the control plane's MeshConfig${e.source === undefined ? '' : ` ${e.source}`} (${url})`;
+    // An older control plane, which sends none: nothing to take back unless one was pushed before.
+    if (e === NO_MESH_CONFIG && this.#pushed === undefined) return false;
+    const label = e === NO_MESH_CONFIG ? `the control plane (${url}), which sends no MeshConfig (an older version),` : `the control plane's MeshConfig${e.source === undefined ? '' : ` ${e.source}`} (${url})`;
     const say = (m: string): string => `meshlet: ${label}: ${m.replace(/^createMesh: (meshConfig: )?/, '')}`;
     let pushed: MeshOptions;
     let effective: MeshOptions;

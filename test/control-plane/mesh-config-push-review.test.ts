@@ -196,3 +196,41 @@ describe('an invalid MeshConfig (review)', () => {
     assert.equal((await call(mesh, 'http://reviews:9080/')).status, 200, 'still retried');
   });
 });
+
+describe('a control plane that sends no MeshConfig after one that did (review)', () => {
+  it('an older control plane (no mesh-config event) takes back what the one before pushed, as a control plane without --mesh-config does', async () => {
+    const up = await flaky();
+    const se = serviceEntry('reviews', 'reviews.default.svc.cluster.local', 9080, [{ port: up.port }]);
+    let streams = 0;
+    let first: ServerResponse | undefined;
+    const server = createServer((req, res) => {
+      if (new URL(req.url ?? '/', 'http://x').pathname !== '/v1/watch') return void res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
+      streams++;
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write(`event: hello\ndata: ${JSON.stringify({ connection: `c${streams}`, server: streams === 1 ? 'new' : 'old', configVersion: 'v1', endpointsVersion: 'e1', heartbeatMs: 60_000 })}\n\n`);
+      // The first stream is a control plane that pushes a MeshConfig; the next one an older one, which sends none.
+      if (streams === 1) {
+        first = res;
+        res.write(`event: mesh-config\ndata: ${JSON.stringify({ version: 'm1', meshConfig: RETRY_503 })}\n\n`);
+      }
+      res.write(`event: config\nid: v1/\ndata: ${JSON.stringify({ version: 'v1', resources: [se] })}\n\n`);
+      res.write(`event: endpoints\nid: v1/e1\ndata: ${JSON.stringify({ version: 'e1', workloads: [] })}\n\n`);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    open.push({
+      close: () => {
+        server.closeAllConnections();
+        return new Promise<void>((r) => server.close(() => r()));
+      },
+    });
+    const mesh = await createMesh({ service: 'productpage', controlPlane: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, token: 't', identity: 'none', drainMs: 0, random: shortJitter(3), logger: { warn: () => undefined, info: () => undefined } });
+    open.unshift(mesh);
+    assert.equal((await call(mesh, 'http://reviews:9080/')).status, 200, 'retried under the pushed policy');
+    const before = mesh.snapshot;
+    first?.destroy();
+    await until(() => streams >= 2 && mesh.snapshot !== before, 'compiled again without the pushed MeshConfig', 20_000);
+    up.reset();
+    assert.equal((await call(mesh, 'http://reviews:9080/')).status, 503, 'Istio’s default retry policy again (no retry on 503)');
+    assert.equal(up.seen.length, 1);
+  });
+});
