@@ -3,7 +3,7 @@
  * to the listener when well-formed (it is not ACKed: it is not config), and whether the state in
  * use must be compiled again for it. A newer control plane sends it first, after `hello`; a
  * stream whose first other event (or comment) comes without it is an older control plane's,
- * which has none: what an earlier one pushed is taken back ({@link NO_MESH_CONFIG}), as a newer
+ * which has none: what an earlier one pushed is taken back (`NO_MESH_CONFIG`), as a newer
  * one without `--mesh-config` takes it back by pushing `{}`.
  *
  * @module
