@@ -15,7 +15,7 @@ import type { SseEvent } from './sse.ts';
 /** Takes the control plane's MeshConfig: true when the settings compiles read changed. */
 export type MeshConfigListener = ((event: MeshConfigEvent, url: string) => boolean) | undefined;
 
-/** A watch's MeshConfig intake (one per watch; {@link newStream} at each stream). */
+/** A watch's MeshConfig intake (one per watch; `newStream()` at each stream). */
 export class MeshConfigIntake {
   readonly #listener: MeshConfigListener;
   readonly #warn: (message: string) => void;
