@@ -26,11 +26,14 @@
  */
 import type { NetworkSettings } from './config/network-topology.ts';
 import type { MeshConfigEvent } from './control-plane/protocol.ts';
+import { NO_MESH_CONFIG } from './control-plane/pushed-events.ts';
 import type { StateCompileOptions } from './control-plane/state.ts';
 import { readMeshNetworks } from './config/mesh-networks.ts';
 import { applyMeshConfig, meshConfigProblems } from './mesh-config-option.ts';
 import type { MeshLogger, MeshOptions } from './mesh-options.ts';
 import { DEFAULT_CONNECT_TIMEOUT_MS } from './routing/cluster-settings.ts';
+import { DEFAULT_ROOT_NAMESPACE } from './config/resource.ts';
+import { DEFAULT_TRUST_DOMAIN } from './security/authz/trust-domain.ts';
 import type { MeshWideSettings } from './routing/compile.ts';
 
 /** Options read when the mesh is built, by the MeshConfig fields that set them. */
@@ -53,16 +56,32 @@ const AT_START: readonly (readonly [keyof MeshOptions, string])[] = [
  * identity. Not JSON.stringify: an option such as `telemetry.ownMetrics.meterProvider` holds
  * cycles, and stringifying it threw — the MeshConfig was then taken as malformed and never compiled in.
  */
-function same(a: unknown, b: unknown, depth = 0): boolean {
+function sameValue(a: unknown, b: unknown, depth = 0): boolean {
   if (Object.is(a, b)) return true;
   if (a === null || b === null || typeof a !== 'object' || typeof b !== 'object' || depth > 32) return false;
   if (Array.isArray(a) !== Array.isArray(b) || !isPlain(a) || !isPlain(b)) return false;
   const ka = Object.keys(a).filter((k) => (a as Record<string, unknown>)[k] !== undefined);
   const kb = Object.keys(b).filter((k) => (b as Record<string, unknown>)[k] !== undefined);
-  return ka.length === kb.length && ka.every((k) => same((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], depth + 1));
+  return ka.length === kb.length && ka.every((k) => sameValue((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], depth + 1));
 }
 
 const isPlain = (o: object): boolean => Array.isArray(o) || Object.getPrototypeOf(o) === Object.prototype || Object.getPrototypeOf(o) === null;
+
+/**
+ * What a MeshConfig can set of option `k`, as plain data to compare: `telemetry` and `dns` hold the
+ * app's own objects too (a MeterProvider, whose parts refer to each other; a resolve function),
+ * which no MeshConfig sets and JSON cannot hold.
+ */
+function settable(o: MeshOptions, k: keyof MeshOptions): unknown {
+  if (k === 'telemetry') return [o.telemetry?.accessLog, o.telemetry?.tracing];
+  // Unset is the default: a MeshConfig that names it changes nothing.
+  if (k === 'rootNamespace') return o.rootNamespace ?? DEFAULT_ROOT_NAMESPACE;
+  if (k === 'trustDomain') return o.trustDomain ?? DEFAULT_TRUST_DOMAIN;
+  if (k === 'dns') return o.dns?.refreshRateMs;
+  return o[k];
+}
+
+const same = (a: MeshOptions, b: MeshOptions, k: keyof MeshOptions): boolean => sameValue(settable(a, k), settable(b, k));
 const noop = (): void => undefined;
 
 /** The control plane's MeshConfig under a mesh's own options: the settings its compiles read, and its options when built. */
@@ -122,7 +141,7 @@ export class ControlPlaneMeshConfig implements StateCompileOptions {
 
   /** The version of the MeshConfig in use, and where it came from; undefined before any. */
   get pushed(): { version: string; from: string; settings: MeshOptions } | undefined {
-    return this.#version === undefined || this.#pushed === undefined ? undefined : { version: this.#version, from: this.#label, settings: this.#pushed };
+    return this.#version === undefined || this.#version === '' || this.#pushed === undefined ? undefined : { version: this.#version, from: this.#label, settings: this.#pushed };
   }
 
   /** The `mesh-config` event in use, as received; undefined before any was applied. */
@@ -143,7 +162,9 @@ export class ControlPlaneMeshConfig implements StateCompileOptions {
    */
   accept(e: MeshConfigEvent, url: string): boolean {
     if (e.version === this.#version) return false;
-    const label = `the control plane's MeshConfig${e.source === undefined ? '' : ` ${e.source}`} (${url})`;
+    // An older control plane, which sends none: nothing to take back unless one was pushed before.
+    if (e === NO_MESH_CONFIG && this.#pushed === undefined) return false;
+    const label = e === NO_MESH_CONFIG ? `the control plane (${url}), which sends no MeshConfig (an older version),` : `the control plane's MeshConfig${e.source === undefined ? '' : ` ${e.source}`} (${url})`;
     const say = (m: string): string => `meshlet: ${label}: ${m.replace(/^createMesh: (meshConfig: )?/, '')}`;
     let pushed: MeshOptions;
     let effective: MeshOptions;
@@ -180,7 +201,7 @@ export class ControlPlaneMeshConfig implements StateCompileOptions {
   #warnAtStart(version: string): void {
     const started = this.#started;
     if (started === undefined) return;
-    const changed = AT_START.filter(([k]) => !same(this.#effective[k], started[k])).map(([, name]) => name);
+    const changed = AT_START.filter(([k]) => !same(this.#effective, started, k)).map(([, name]) => name);
     const key = changed.join(',');
     if (key !== this.#warned && changed.length > 0) {
       this.#log.warn(`meshlet: ${this.#label} version ${version} changes ${changed.join(', ')}, which this mesh reads when it starts: they apply at its next start (connectTimeout, defaultHttpRetryPolicy and outboundTrafficPolicy apply now)`);

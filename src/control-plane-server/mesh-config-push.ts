@@ -15,7 +15,27 @@ import { createHash } from 'node:crypto';
 import { meshConfigSettings } from '../config/validate/mesh-config-notice.ts';
 import type { MeshConfigEvent, StatusDocument } from '../control-plane/protocol.ts';
 import { InvalidArgumentError } from '../core/errors.ts';
+import { applyMeshConfig, meshConfigProblems } from '../mesh-config-option.ts';
 import { canonicalJson } from './canonical-json.ts';
+
+const noop = (): void => undefined;
+
+/**
+ * Throws `InvalidArgumentError` naming the field when a mesh would refuse `meshConfig` (the
+ * mapping and checks of `createMesh({ meshConfig })`, which `meshlet control-plane --mesh-config`
+ * runs on its file), as istiod refuses a MeshConfig it cannot load (pkg/config/mesh
+ * `ApplyMeshConfig`: `agent.ValidateMeshConfig`) and keeps the one it has: a control plane does
+ * not push one that every mesh would refuse with a warning of its own.
+ */
+function check(meshConfig: Readonly<Record<string, unknown>>, who: string): void {
+  let problems: string[];
+  try {
+    problems = meshConfigProblems(applyMeshConfig({ service: 'control-plane', meshConfig }, noop, noop));
+  } catch (err) {
+    throw new InvalidArgumentError(`${who}: ${(err as Error).message.replace(/^createMesh: /, '')}`);
+  }
+  if (problems.length > 0) throw new InvalidArgumentError(`${who}: \`meshConfig\` is invalid: ${problems.join('; ')}`);
+}
 
 /** What {@link startControlPlane} pushes (see `ControlPlaneOptions.meshConfig`). */
 export class MeshConfigPush {
@@ -28,16 +48,17 @@ export class MeshConfigPush {
    */
   constructor(meshConfig: Readonly<Record<string, unknown>> | undefined, source?: string, meshNetworks?: Readonly<Record<string, unknown>>) {
     this.#given = meshConfig !== undefined || meshNetworks !== undefined;
-    this.#event = MeshConfigPush.#make(meshConfig ?? {}, source, meshNetworks);
+    this.#event = MeshConfigPush.#make(meshConfig ?? {}, source, meshNetworks, 'startControlPlane');
   }
 
-  static #make(meshConfig: Readonly<Record<string, unknown>>, source: string | undefined, meshNetworks: Readonly<Record<string, unknown>> | undefined): MeshConfigEvent {
+  static #make(meshConfig: Readonly<Record<string, unknown>>, source: string | undefined, meshNetworks: Readonly<Record<string, unknown>> | undefined, who: string): MeshConfigEvent {
     if (meshConfig === null || typeof meshConfig !== 'object' || Array.isArray(meshConfig)) {
-      throw new InvalidArgumentError(`startControlPlane: \`meshConfig\` must be Istio's MeshConfig as an object (the istio ConfigMap's data.mesh, parsed), got ${Array.isArray(meshConfig) ? 'an array' : JSON.stringify(meshConfig)}`);
+      throw new InvalidArgumentError(`${who}: \`meshConfig\` must be Istio's MeshConfig as an object (the istio ConfigMap's data.mesh, parsed), got ${Array.isArray(meshConfig) ? 'an array' : JSON.stringify(meshConfig)}`);
     }
     if (meshNetworks !== undefined && (meshNetworks === null || typeof meshNetworks !== 'object' || Array.isArray(meshNetworks))) {
-      throw new InvalidArgumentError(`startControlPlane: \`meshNetworks\` must be Istio's MeshNetworks as an object ({ networks }), got ${Array.isArray(meshNetworks) ? 'an array' : JSON.stringify(meshNetworks)}`);
+      throw new InvalidArgumentError(`${who}: \`meshNetworks\` must be Istio's MeshNetworks as an object ({ networks }), got ${Array.isArray(meshNetworks) ? 'an array' : JSON.stringify(meshNetworks)}`);
     }
+    check(meshConfig, who);
     // The version covers both (the same as before for a MeshConfig alone).
     const version = createHash('sha256')
       .update(canonicalJson(meshNetworks === undefined ? meshConfig : { meshConfig, meshNetworks }))
@@ -51,9 +72,9 @@ export class MeshConfigPush {
     return this.#event;
   }
 
-  /** Replaces it (a changed file); true when its content changed (then push it to every stream). */
+  /** Replaces it (a changed file); true when its content changed (then push it to every stream). Throws for an invalid one, which is not taken. */
   set(meshConfig: Readonly<Record<string, unknown>> | undefined, source?: string, meshNetworks?: Readonly<Record<string, unknown>>): boolean {
-    const next = MeshConfigPush.#make(meshConfig ?? {}, source, meshNetworks);
+    const next = MeshConfigPush.#make(meshConfig ?? {}, source, meshNetworks, 'ControlPlane.setMeshConfig');
     this.#given = meshConfig !== undefined || meshNetworks !== undefined;
     const changed = next.version !== this.#event.version;
     this.#event = next;

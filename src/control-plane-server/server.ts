@@ -84,10 +84,11 @@ export interface ControlPlaneOptions {
   /**
    * Istio's MeshConfig (the `istio` ConfigMap's `data.mesh`, parsed; `--mesh-config`), pushed to
    * every watching mesh in a `mesh-config` event: a mesh applies its settings under its own
-   * options (docs/control-plane.md). Checked by the caller (`meshlet control-plane` checks it as
-   * `createMesh({ meshConfig })` does, naming the file and field). Its `rootNamespace` and
-   * `trustDomain` are not read from here: give them as options (`rootNamespace`, `trustDomain`,
-   * which replace the MeshConfig's in what is pushed). @defaultValue none (`{}` is pushed)
+   * options (docs/control-plane.md). Checked as `createMesh({ meshConfig })` checks it: a bad
+   * setting rejects with an `InvalidArgumentError` naming the field. Its `rootNamespace` and
+   * `trustDomain` are not read from here: give them as options (`rootNamespace`, `trustDomain`);
+   * what is pushed carries those this control plane runs with in place of the MeshConfig's
+   * (`istio-system`, `cluster.local` without the options). @defaultValue none (`{}` is pushed)
    */
   readonly meshConfig?: Readonly<Record<string, unknown>>;
   /** Where `meshConfig` was read (a file), named in the status and in meshes' messages. */
@@ -129,7 +130,8 @@ export interface ControlPlane {
   status(): StatusDocument;
   /**
    * Replaces the MeshConfig pushed to meshes (`meshConfig`; undefined: none, `{}` is pushed) and
-   * pushes it to every watch stream when it changed. Checked by the caller, as `meshConfig` is.
+   * pushes it to every watch stream when it changed. Checked as `meshConfig` is: an invalid one
+   * throws an `InvalidArgumentError` naming the field, and the one before stays.
    */
   setMeshConfig(meshConfig: Readonly<Record<string, unknown>> | undefined, source?: string, meshNetworks?: MeshNetworksInput): void;
   /** Mints a token signed with this server's key. */
@@ -180,11 +182,17 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     loopback: options.registrationAddresses?.loopback ?? loopbackByDefault(host, options.insecure === true),
   });
   // What meshes are pushed holds the root namespace and trust domain this control plane runs with
-  // (a flag wins over the file's), so that they agree with it.
+  // (its options: a flag wins over the file's), so that they agree with it — whatever the MeshConfig
+  // says, at the start or changed later (they are read once, at the start): a mesh told another
+  // root namespace would not take the mesh-wide policies this control plane sends it from its own
+  // (an AuthorizationPolicy, a Sidecar's REGISTRY_ONLY) as mesh-wide. Left out when neither sets
+  // one: the meshes' defaults are this control plane's.
+  const pinned = (m: Readonly<Record<string, unknown>>, key: 'rootNamespace' | 'trustDomain', value: string | undefined, fallback: string) =>
+    value === undefined && m[key] === undefined ? {} : { [key]: value ?? fallback };
   const own = (m: Readonly<Record<string, unknown>> | undefined) =>
     m === undefined || m === null || typeof m !== 'object' || Array.isArray(m)
       ? m
-      : { ...m, ...(options.rootNamespace === undefined ? {} : { rootNamespace: options.rootNamespace }), ...(options.trustDomain === undefined ? {} : { trustDomain: options.trustDomain }) };
+      : { ...m, ...pinned(m, 'rootNamespace', options.rootNamespace, DEFAULT_ROOT_NAMESPACE), ...pinned(m, 'trustDomain', options.trustDomain, DEFAULT_TRUST_DOMAIN) };
   // A MeshConfig that is not an object fails before anything is opened.
   const networksOf = (n: MeshNetworksInput | undefined) => (n === undefined ? undefined : (readMeshNetworks(n, 'startControlPlane: `meshNetworks`') as unknown as Readonly<Record<string, unknown>>));
   const meshConfig = new MeshConfigPush(own(options.meshConfig), options.meshConfigSource, networksOf(options.meshNetworks));

@@ -18,6 +18,13 @@ export function parseTrustBundle(data: string): TrustBundleEvent {
   return body;
 }
 
+/**
+ * What a stream whose server sends no `mesh-config` (an older control plane: a newer one sends it
+ * first, after `hello`) stands for: no MeshConfig, as a newer one without `--mesh-config` pushes
+ * `{}`. Its version is empty (never a pushed one's).
+ */
+export const NO_MESH_CONFIG: MeshConfigEvent = Object.freeze({ version: '', meshConfig: Object.freeze({}) });
+
 /** A `mesh-config` event's data: a version and the MeshConfig as an object. */
 export function parseMeshConfigEvent(data: string): MeshConfigEvent {
   return checkMeshConfigEvent(JSON.parse(data));

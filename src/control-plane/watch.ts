@@ -50,7 +50,8 @@ import {
 import type { SseEvent } from './sse.ts';
 import { type CheckOptions, checkConfigAsync, checkWorkloads, compileStateAsync, EMPTY_STATE, type GoodState, parseEventAsync, reasons, type StateCompileOptions } from './state.ts';
 import { readWatchStream } from './watch-stream.ts';
-import { parseMeshConfigEvent, parseTrustBundle } from './pushed-events.ts';
+import { parseTrustBundle } from './pushed-events.ts';
+import { MeshConfigIntake } from './watch-mesh-config.ts';
 
 /** What a watch reports. */
 export interface WatchListener {
@@ -120,11 +121,12 @@ export class Watch {
   #staged: Staged = {};
   /** Resyncs in a row without anything applied in between (paces a server whose deltas never chain). */
   #resyncs = 0;
-  /** The mesh settings changed since the state in use was compiled: the next flush compiles it again. */
-  #meshChanged = false;
+  /** The control plane's MeshConfig on each stream. */
+  readonly #meshConfig: MeshConfigIntake;
 
   constructor(o: WatchOptions) {
     this.#o = o;
+    this.#meshConfig = new MeshConfigIntake(o.listener.meshConfig?.bind(o.listener), (m) => o.onWarning?.(m));
     this.#acks = new AckOutbox(o.http, o.clock);
   }
 
@@ -176,6 +178,7 @@ export class Watch {
     this.#connection = '';
     this.#pending = new Set();
     this.#staged = {};
+    this.#meshConfig.newStream();
     // Events are handled one after the other, each checked and compiled in slices that let the
     // event loop run (a large config takes hundreds of ms); the stream is read meanwhile.
     let work: Promise<void> = Promise.resolve();
@@ -188,7 +191,7 @@ export class Watch {
       return await readWatchStream(this.#o, url, lastEventId, ac, () => this.#closed, {
         hello: (e) => this.#hello(e, url).heartbeatMs,
         event: (e) => queue(() => this.#event(e, url)),
-        comment: () => queue(() => this.#flush(url)),
+        comment: () => queue(() => this.#flush(url, true)),
       });
     } finally {
       // Events received before the stream ended are still applied, in order, before a reconnect.
@@ -210,6 +213,8 @@ export class Watch {
   }
 
   async #event(e: SseEvent, url: string): Promise<void> {
+    // A server that sends no mesh-config first sends none: an older one (what an earlier one pushed is taken back).
+    if (this.#meshConfig.awaited && e.event !== 'mesh-config') await this.#takeMeshConfig(undefined, url);
     if (e.event === 'endpoints-delta') {
       await this.#delta(e, url);
       return;
@@ -219,7 +224,7 @@ export class Watch {
       return;
     }
     if (e.event === 'mesh-config') {
-      await this.#meshConfig(e, url);
+      await this.#takeMeshConfig(e, url);
       return;
     }
     if (e.event !== 'config' && e.event !== 'endpoints') return; // unknown events: newer servers
@@ -305,21 +310,14 @@ export class Watch {
     this.#o.listener.trustBundle?.(body, url);
   }
 
-  /** A `mesh-config` event, handed over when well-formed (not ACKed: it is not config); changed compile settings compile the state in use again. */
-  async #meshConfig(e: SseEvent, url: string): Promise<void> {
-    try {
-      if (this.#o.listener.meshConfig?.(parseMeshConfigEvent(e.data), url) !== true) return;
-    } catch (err) {
-      this.#o.onWarning?.(`control plane ${url}: ignoring a malformed mesh-config event: ${(err as Error).message}`);
-      return;
-    }
-    this.#meshChanged = true;
-    if (this.#pending.size === 0) await this.#flush(url);
+  /** A `mesh-config` event, or none (`e` undefined: the server sends none); changed compile settings compile the state in use again. */
+  async #takeMeshConfig(e: SseEvent | undefined, url: string): Promise<void> {
+    if (this.#meshConfig.take(e, url) && this.#pending.size === 0) await this.#flush(url);
   }
 
   /** The state in use compiled again for changed mesh settings (nothing new staged). */
   async #recompile(): Promise<void> {
-    this.#meshChanged = false;
+    this.#meshConfig.changed = false;
     const s = this.#state;
     if (s === EMPTY_STATE) return;
     const snapshot = await compileStateAsync(s, this.#o.workload, this.#o.mesh, this.#o.gatewayNames).catch((e: unknown) => {
@@ -329,15 +327,16 @@ export class Watch {
   }
 
   /** Compiles and hands over what is staged (when nothing more was announced). */
-  async #flush(url: string): Promise<void> {
+  async #flush(url: string, comment = false): Promise<void> {
+    if (comment && this.#meshConfig.awaited) await this.#takeMeshConfig(undefined, url);
     this.#pending.clear();
     const { config, endpoints } = this.#staged;
     if (config === undefined && endpoints === undefined) {
-      if (this.#meshChanged) await this.#recompile();
+      if (this.#meshConfig.changed) await this.#recompile();
       return;
     }
     this.#staged = {};
-    this.#meshChanged = false;
+    this.#meshConfig.changed = false;
     const s = this.#state;
     const next: GoodState = {
       configVersion: config?.version ?? s.configVersion,

@@ -198,6 +198,9 @@ export async function statusCommand(argv: string[]): Promise<number> {
   }
   const mc = docs.find((d) => d.doc.meshConfig !== undefined)?.doc.meshConfig;
   if (mc !== undefined) out(`\nMeshConfig pushed to meshes: ${p(mc.source ?? '(given)')} (version ${p(mc.version)}): ${mc.settings.length === 0 ? 'sets nothing' : p(mc.settings.join(', '))}`);
+  // Each replica pushes its own (its --mesh-config file): a mesh takes the one of the replica it watches, and another after it moves.
+  const pushed = docs.map((d) => `${d.url} ${d.doc.meshConfig?.version ?? 'none'}`);
+  if (new Set(docs.map((d) => d.doc.meshConfig?.version)).size > 1) out(`replicas push different MeshConfigs (a mesh takes the one of the replica it watches): ${p(pushed.join(', '))}`);
   const versions = [...new Set(docs.map((d) => d.doc.configVersion))];
   const configVersion = docs[0]!.doc.configVersion;
   if (versions.length > 1) out(`\nreplicas serve different config versions: ${p(versions.join(', '))}`);
