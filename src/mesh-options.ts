@@ -234,7 +234,7 @@ export interface MeshOptions extends MeshNetworkOptions {
    * requests (by default, as Istio's sidecar: over mTLS the caller's certificate details are
    * appended; otherwise the header is removed), and whether `x-request-id`,
    * `x-envoy-attempt-count`, `x-envoy-expected-rq-timeout-ms` and `x-envoy-original-path` are added to calls and
-   * `x-envoy-upstream-service-time` to their responses.
+   * `x-envoy-upstream-service-time` to their responses and to the app's answers to served requests.
    * @defaultValue Istio's defaults (`forwardedClientCert: 'APPEND_FORWARD'`, subject, URI and DNS details, every header on)
    */
   readonly proxyHeaders?: ProxyHeadersOptions | undefined;
