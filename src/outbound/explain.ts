@@ -299,7 +299,9 @@ export function explain(o: Outbound, req: ExplainRequest, tls?: TlsExplainer): E
   if (vhost === undefined) {
     const colon = head.authority.lastIndexOf(':');
     const hasPort = colon > -1 && !head.authority.endsWith(']');
-    const host = hasPort ? head.authority.slice(0, colon) : head.authority;
+    const named = hasPort ? head.authority.slice(0, colon) : head.authority;
+    // An IPv6 address without its brackets, as the registry holds addresses (`[::1]` is `::1`).
+    const host = named.startsWith('[') && named.endsWith(']') ? named.slice(1, -1) : named;
     const port = hasPort ? Number(head.authority.slice(colon + 1)) : head.scheme === 'https' ? 443 : 80;
     const elsewhere = routedElsewhere(snapshot, host);
     const scope = applied === undefined ? undefined : withNote(whyOutOfScope(applied.scope, snapshot.registry, host, port), elsewhere);
