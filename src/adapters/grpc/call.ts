@@ -213,9 +213,8 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
 
   sendMessageWithContext(context: MessageContext, message: Buffer): void {
     const send = this.#limits.send;
-    // Only -1 means any: under another negative limit grpc-js refuses every message (compression-filter.js `max !== -1 && length > max`).
     if (send !== -1 && message.length > send) {
-      // As grpc-js: the call fails, nothing of the message is sent (the status comes after this
+      // As grpc-js (only -1 is any size: compression-filter.js): the call fails, nothing of the message is sent (the status comes after this
       // returns: the write may be inside the client's own call, a unary call's request).
       this.cancelWithStatus(RESOURCE_EXHAUSTED, `Attempted to send message with a size larger than ${send}`);
       return;

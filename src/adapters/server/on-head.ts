@@ -276,13 +276,17 @@ function overwritten(res: ServerResponse, name: string, value: string, given: un
     out.push(name, value);
     return out;
   }
-  res.setHeader(name, value);
-  if (given === null || typeof given !== 'object') return given;
-  let any = false;
-  for (const k in given) if (k.length === name.length && k.toLowerCase() === name) any = true;
-  if (!any) return given;
-  const obj = { ...(given as Record<string, unknown>) };
-  for (const k of Object.keys(obj)) if (k.toLowerCase() === name) delete obj[k];
+  if (given === null || typeof given !== 'object') {
+    res.setHeader(name, value);
+    return given;
+  }
+  // writeHead's own headers: the header goes into a copy of them (the app's object left as it
+  // was). Set with setHeader instead, it would put node's writeHead on its slow path — every
+  // header of the object through setHeader — for a response the app set nothing on before.
+  if (res.hasHeader(name)) res.removeHeader(name);
+  const obj: Record<string, unknown> = {};
+  for (const k in given) if (!(k.length === name.length && k.toLowerCase() === name)) obj[k] = (given as Record<string, unknown>)[k];
+  obj[name] = value;
   return obj;
 }
 
