@@ -29,7 +29,7 @@ import { checkOwnMetricsOption } from './telemetry/mesh-metrics/mesh-metrics.ts'
 import { checkAccessLogOptions } from './telemetry/access-log/config.ts';
 import { CredentialHolder } from './security/identity/credentials.ts';
 import { resolveProxyHeaders } from './core/proxy-headers.ts';
-import { applyMeshConfig, checkDefaultRetryPolicy } from './mesh-config-option.ts';
+import { applyMeshConfig, checkDefaultRetryPolicy, checkTcpKeepaliveOption } from './mesh-config-option.ts';
 import { compileStateAsync, type GoodState } from './control-plane/state.ts';
 import { ControlPlaneMeshConfig } from './mesh-config-push.ts';
 import type { GatewayNames } from './outbound/gateway-names.ts';
@@ -78,6 +78,7 @@ export async function createMesh(options: MeshOptions): Promise<Mesh> {
   nonNegative(o, 'closeTimeoutMs', 5000);
   const cto = o.connectTimeoutMs;
   if (cto !== undefined && (typeof cto !== 'number' || !Number.isFinite(cto) || cto < 1)) throw new InvalidArgumentError(`createMesh: \`connectTimeoutMs\` (MeshConfig's connectTimeout) must be a number of milliseconds of at least 1, got ${typeof cto === 'string' ? JSON.stringify(cto) : String(cto)}`);
+  checkTcpKeepaliveOption(o.tcpKeepalive);
   const rbb = o.retryBufferBytes;
   if (rbb !== undefined && !(Number.isSafeInteger(rbb) && rbb >= 0)) throw new InvalidArgumentError(`createMesh: \`retryBufferBytes\` must be a non-negative whole number of bytes, got ${typeof rbb === 'string' ? JSON.stringify(rbb) : String(rbb)}`);
   resolveProxyHeaders(o.proxyHeaders);

@@ -164,7 +164,7 @@ function oneLine(s: string): string {
 export function configDump(mesh: Mesh, o: MeshOptions) {
   const snap = mesh.snapshot;
   const d = mesh.diagnostics();
-  const client = { labels: mesh.identity.labels, locality: o.locality ?? '', meshLocality: o.localityLbSetting, meshConnectTimeoutMs: snap.meshSettings?.connectTimeoutMs ?? o.connectTimeoutMs };
+  const client = { labels: mesh.identity.labels, locality: o.locality ?? '', meshLocality: o.localityLbSetting, meshConnectTimeoutMs: snap.meshSettings?.connectTimeoutMs ?? o.connectTimeoutMs, meshTcpKeepalive: mesh.outbound.tcpKeepalive };
   return {
     meshlet: { version: MESHLET_VERSION },
     workload: { ...mesh.identity, labels: { ...mesh.identity.labels }, locality: o.locality ?? '' },

@@ -85,6 +85,40 @@ function oneOf<T extends string>(v: unknown, path: string, allowed: readonly T[]
   return v as T;
 }
 
+/** MeshConfig's `tcpKeepalive` (Istio's `{ time, interval, probes }`, durations as strings) as the `tcpKeepalive` option. */
+function meshConfigTcpKeepalive(v: unknown, path: string): MeshOptions['tcpKeepalive'] {
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new InvalidArgumentError(`${where(path)} must be an object such as { time: "300s", interval: "75s", probes: 9 }, got ${JSON.stringify(v)}`);
+  const k = v as Record<string, unknown>;
+  const duration = (f: string): number | undefined => {
+    if (k[f] === undefined || k[f] === null) return undefined;
+    const ms = parseDuration(str(k[f], `${path}.${f}`));
+    if (typeof ms !== 'number' || ms < 0) throw new InvalidArgumentError(`${where(`${path}.${f}`)} must be a duration such as "300s", got ${JSON.stringify(k[f])}`);
+    return ms;
+  };
+  const unknown = Object.keys(k).filter((f) => !['time', 'interval', 'probes'].includes(f));
+  if (unknown.length > 0) throw new InvalidArgumentError(`${where(path)}: unknown field ${unknown.join(', ')} (Istio's TcpKeepalive has time, interval, probes)`);
+  const probes = k.probes ?? undefined;
+  if (probes !== undefined && !(Number.isSafeInteger(probes) && (probes as number) >= 0 && (probes as number) <= 0xffffffff)) throw new InvalidArgumentError(`${where(`${path}.probes`)} must be a whole number of probes, got ${JSON.stringify(probes)}`);
+  return { timeMs: duration('time'), intervalMs: duration('interval'), probes: probes as number | undefined };
+}
+
+/**
+ * Checks the `tcpKeepalive` option: an object of non-negative `timeMs`, `intervalMs` (ms) and a whole `probes` count.
+ * Throws an error naming the field.
+ */
+export function checkTcpKeepaliveOption(k: unknown): void {
+  if (k === undefined) return;
+  if (k === null || typeof k !== 'object' || Array.isArray(k)) throw new InvalidArgumentError(`createMesh: \`tcpKeepalive\` (MeshConfig's tcpKeepalive) must be an object such as { timeMs: 300000, intervalMs: 75000, probes: 9 }, got ${JSON.stringify(k)}`);
+  const o = k as Record<string, unknown>;
+  for (const f of Object.keys(o)) {
+    const v = o[f];
+    if (f !== 'timeMs' && f !== 'intervalMs' && f !== 'probes') throw new InvalidArgumentError(`createMesh: \`tcpKeepalive.${f}\` is not an option (timeMs, intervalMs, probes are)`);
+    if (v === undefined) continue;
+    const ok = f === 'probes' ? Number.isSafeInteger(v) && (v as number) >= 0 : typeof v === 'number' && Number.isFinite(v) && v >= 0;
+    if (!ok) throw new InvalidArgumentError(`createMesh: \`tcpKeepalive.${f}\` must be ${f === 'probes' ? 'a whole number of probes' : 'a non-negative number of milliseconds'}, got ${typeof v === 'string' ? JSON.stringify(v) : String(v)}`);
+  }
+}
+
 /**
  * MeshConfig's `defaultConfig.proxyHeaders`, checked here so that a mistake names where it is
  * (`meshConfig.defaultConfig.proxyHeaders.…`), not a `proxyHeaders` option the app never gave.
@@ -174,6 +208,9 @@ export function applyMeshConfig(o: MeshOptions, info: (message: string) => void,
         top.connectTimeoutMs = ms;
         break;
       }
+      case 'tcpKeepalive':
+        top.tcpKeepalive = meshConfigTcpKeepalive(v, path);
+        break;
       case 'defaultConfig.proxyHeaders':
         top.proxyHeaders = meshConfigProxyHeaders(v);
         break;

@@ -11,7 +11,7 @@
  *   every cluster's `connect_timeout` and every route's retry policy (pilot/pkg/bootstrap/server.go
  *   `initMeshHandlers`).
  * - Everything else (rootNamespace, trustDomain, extensionProviders, access logs, tracing, proxy
- *   headers, path normalization, locality load balancing, DNS refresh) is read when the mesh is
+ *   headers, path normalization, locality load balancing, DNS refresh, TCP keepalive) is read when the mesh is
  *   built: the control plane sends its MeshConfig before the first config, so it applies when
  *   the first config comes live (at a start from the last-known-good cache, the MeshConfig cached
  *   with the config: `control-plane/cached-start.ts`). A MeshConfig that changes them later (or
@@ -47,6 +47,7 @@ const AT_START: readonly (readonly [keyof MeshOptions, string])[] = [
   ['dns', 'dnsRefreshRate'],
   ['proxyHeaders', 'defaultConfig.proxyHeaders'],
   ['localityLbSetting', 'localityLbSetting'],
+  ['tcpKeepalive', 'tcpKeepalive'],
   ['telemetry', 'accessLog*/enableTracing/defaultConfig.tracing'],
 ];
 

@@ -156,6 +156,16 @@ export interface MeshOptions extends MeshNetworkOptions {
    * @defaultValue 10000 (Istio's default)
    */
   readonly connectTimeoutMs?: number | undefined;
+  /**
+   * MeshConfig's `tcpKeepalive`: TCP keepalive on every upstream connection the mesh opens — the
+   * clusters' (a DestinationRule's `connectionPool.tcp.tcpKeepalive` sets its fields over this one,
+   * field by field, as istiod's cluster.go `applyTCPKeepalive`) and the PassthroughCluster's (ALLOW_ANY).
+   * Times in whole seconds as istiod sends them (a time under 1 s leaves the operating system's);
+   * an unset field is the operating system's. HTTP and gRPC alike. From `meshConfig.tcpKeepalive`
+   * when not given. `probes` and `intervalMs` need Node 24.19 or later.
+   * @defaultValue none: a cluster without a DestinationRule keepalive keeps its transport's default (undici: probes after 60 s idle; gRPC: none)
+   */
+  readonly tcpKeepalive?: { readonly timeMs?: number | undefined; readonly intervalMs?: number | undefined; readonly probes?: number | undefined } | undefined;
   /** Longest upstream `Retry-After` a retry waits for; a longer one ends retrying. @defaultValue 10000 */
   readonly maxRetryAfterMs?: number | undefined;
   /** Honour a call's own `x-envoy-retry-on`, `x-envoy-max-retries`, `x-envoy-upstream-rq-timeout-ms`, … as a sidecar does under istiod's `PILOT_SIDECAR_USE_REMOTE_ADDRESS=true`; by default they are removed and ignored, as Istio's sidecar removes them (docs/outbound.md). @defaultValue false */
@@ -224,7 +234,7 @@ export interface MeshOptions extends MeshNetworkOptions {
    * requests (by default, as Istio's sidecar: over mTLS the caller's certificate details are
    * appended; otherwise the header is removed), and whether `x-request-id`,
    * `x-envoy-attempt-count`, `x-envoy-expected-rq-timeout-ms` and `x-envoy-original-path` are added to calls and
-   * `x-envoy-upstream-service-time` to their responses.
+   * `x-envoy-upstream-service-time` to their responses and to the app's answers to served requests.
    * @defaultValue Istio's defaults (`forwardedClientCert: 'APPEND_FORWARD'`, subject, URI and DNS details, every header on)
    */
   readonly proxyHeaders?: ProxyHeadersOptions | undefined;
@@ -284,6 +294,7 @@ export const MESH_OPTION_NAMES = [...NETWORK_OPTION_NAMES, ...optionNames<Omit<M
   'retryBufferBytes',
   'maxRetryAfterMs',
   'connectTimeoutMs',
+  'tcpKeepalive',
   'trustEnvoyRequestHeaders',
   'maxMirrorsInFlight',
   'analysis',

@@ -25,7 +25,7 @@ import type { Snapshot } from './routing/compile.ts';
 import { MeshTelemetry } from './mesh-telemetry.ts';
 import { grpcJs } from './adapters/grpc/grpc-js.ts';
 import { resolveProxyHeaders } from './core/proxy-headers.ts';
-import { DEFAULT_CONNECT_TIMEOUT_MS } from './routing/cluster-settings.ts';
+import { DEFAULT_CONNECT_TIMEOUT_MS, wholeSecondsKeepalive } from './routing/cluster-settings.ts';
 import type { UnaryCaller } from './security/authz/ext-authz-grpc.ts';
 import type { UnaryRequester } from './core/unary-call.ts';
 
@@ -102,9 +102,12 @@ export function buildMeshParts(o: MeshOptions, snapshot: Snapshot, credentials: 
   const ph = resolveProxyHeaders(o.proxyHeaders);
   const rls = rateLimitServiceClient(hooks.grpcChannel, clock);
   const connectTimeoutMs = o.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
-  const transport = new UndiciTransport(clock, credentials, { rootNamespace: o.rootNamespace, trustDomain: o.trustDomain, trustDomainAliases: o.trustDomainAliases, enableAutoMtls: o.enableAutoMtls }, ph.envoyDebugHeaders, connectTimeoutMs);
+  // MeshConfig's tcpKeepalive, in whole seconds as istiod writes it (cluster.go setKeepAliveSettings).
+  const k = o.tcpKeepalive;
+  const tcpKeepalive = k === undefined ? undefined : wholeSecondsKeepalive(k.timeMs, k.intervalMs, k.probes);
+  const transport = new UndiciTransport(clock, credentials, { rootNamespace: o.rootNamespace, trustDomain: o.trustDomain, trustDomainAliases: o.trustDomainAliases, enableAutoMtls: o.enableAutoMtls }, ph.envoyDebugHeaders, connectTimeoutMs, tcpKeepalive);
   transport.install(snapshot.resources);
-  const grpcTransport = new GrpcTransport(clock, credentials, { rootNamespace: o.rootNamespace, trustDomain: o.trustDomain, trustDomainAliases: o.trustDomainAliases, enableAutoMtls: o.enableAutoMtls }, ph.envoyDebugHeaders, connectTimeoutMs);
+  const grpcTransport = new GrpcTransport(clock, credentials, { rootNamespace: o.rootNamespace, trustDomain: o.trustDomain, trustDomainAliases: o.trustDomainAliases, enableAutoMtls: o.enableAutoMtls }, ph.envoyDebugHeaders, connectTimeoutMs, tcpKeepalive);
   grpcTransport.install(snapshot.resources);
   const outbound = new Outbound(snapshot, {
     clock,
@@ -112,6 +115,7 @@ export function buildMeshParts(o: MeshOptions, snapshot: Snapshot, credentials: 
     locality: o.locality ?? '',
     localityLbSetting: o.localityLbSetting,
     connectTimeoutMs,
+    tcpKeepalive,
     labels: o.labels ?? {},
     sourceIp: o.sourceIp ?? '127.0.0.1',
     outboundTrafficPolicy: o.outboundTrafficPolicy ?? 'ALLOW_ANY',

@@ -79,6 +79,14 @@ export class ExchangeState {
    * upstream the sooner of it and what is left of the route timeout (`x-envoy-expected-rq-timeout-ms`).
    */
   perTryTimeoutMs: number | undefined = undefined;
+  /**
+   * When the current attempt began (mesh clock; -1: not through the retry layer, a mirrored copy).
+   * Under a deadline, what `x-envoy-expected-rq-timeout-ms` and `grpc-timeout` tell the
+   * upstream is what was left of it then — Envoy's router computes them as it starts the attempt
+   * (router.cc `setTimeoutHeaders`: elapsed 0 in `decodeHeaders`, the time since the request
+   * completed in `doRetry`), before any wait for a pool slot or a connection.
+   */
+  attemptAt = -1;
   /** Attempts made so far. */
   attempts = 0;
   /** Envoy response flags gathered on the way (`DI`, `URX`, …), comma-separated. */

@@ -30,6 +30,12 @@ export const REQUEST_HOP_BY_HOP: readonly string[] = ['connection', 'keep-alive'
  */
 export const UPGRADE_HOP_BY_HOP: readonly string[] = ['keep-alive', 'transfer-encoding', 'proxy-connection'];
 
+/** Whether a `connection` header (one value or several) lists the `upgrade` token, in any case (Envoy's `Utility::isUpgrade`). */
+export function namesUpgrade(connection: unknown): boolean {
+  const values = Array.isArray(connection) ? connection : [connection];
+  return values.some((v) => typeof v === 'string' && v.split(',').some((t) => t.trim().toLowerCase() === 'upgrade'));
+}
+
 /**
  * Removes the hop-by-hop headers `names` (default {@link HOP_BY_HOP}) — Envoy's connection
  * manager takes them off what it forwards. Returns a copy of the header object without them (a

@@ -11,7 +11,7 @@
  *   every outbound route: the server sees that a request is a retry;
  * - the router's `x-envoy-*` headers (`envoyDebugHeaders`): here `x-envoy-expected-rq-timeout-ms`
  *   and `x-envoy-original-path` (a rewritten call's) on calls, `x-envoy-upstream-service-time`
- *   on their responses, and `x-envoy-overloaded` on the mesh's overflow answers (outbound and inbound);
+ *   on their responses and on the app's answers to served requests, and `x-envoy-overloaded` on the mesh's overflow answers (outbound and inbound);
  * - `server` on served responses, the mesh's refusals and gRPC servers' answers included
  *   (`server.value` replaces the app's; Istio's default, `istio-envoy`, is not written: the app's
  *   passes through, as with `server.disabled`);
@@ -79,7 +79,7 @@ export interface ProxyHeadersOptions {
   readonly requestId?: { readonly disabled?: boolean | undefined } | undefined;
   /** `{ disabled: true }`: calls do not carry `x-envoy-attempt-count`. */
   readonly attemptCount?: { readonly disabled?: boolean | undefined } | undefined;
-  /** `{ disabled: true }`: calls do not carry `x-envoy-expected-rq-timeout-ms` or `x-envoy-original-path`, nor their responses `x-envoy-upstream-service-time`, nor the mesh's overflow answers (503 UO, outbound and inbound) `x-envoy-overloaded` (Envoy's `suppress_envoy_headers`). */
+  /** `{ disabled: true }`: calls do not carry `x-envoy-expected-rq-timeout-ms` or `x-envoy-original-path`, nor their responses (nor the app's answers to served requests) `x-envoy-upstream-service-time`, nor the mesh's overflow answers (503 UO, outbound and inbound) `x-envoy-overloaded` (Envoy's `suppress_envoy_headers`). */
   readonly envoyDebugHeaders?: { readonly disabled?: boolean | undefined } | undefined;
   /**
    * The `server` header of served responses (the app's, the mesh's refusals, a gRPC server's):

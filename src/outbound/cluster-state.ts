@@ -18,7 +18,7 @@ import { HostSet, HostState } from '../routing/balancer/host.ts';
 import type { HashKeyPolicy } from '../routing/balancer/lb-settings.ts';
 import { type Picker, pickerFor } from '../routing/balancer/picker.ts';
 import type { Cluster } from '../routing/route-table.ts';
-import { effectiveConnectTimeoutMs } from '../routing/cluster-settings.ts';
+import { effectiveConnectTimeoutMs, effectiveTcpKeepalive, type TcpKeepalive } from '../routing/cluster-settings.ts';
 import { RequestLimiter } from '../policies/limits.ts';
 import { type DnsSettings, DnsTarget } from './dns-target.ts';
 import { logicalDnsEndpoints, strictDnsEndpoints } from './strict-dns.ts';
@@ -38,6 +38,8 @@ export interface ClusterContext {
   readonly dns?: DnsSettings | undefined;
   /** MeshConfig's `connectTimeout` (`createMesh({ connectTimeoutMs })`), for clusters whose DestinationRule sets no `tcp.connectTimeout`; undefined: Istio's 10 s. */
   readonly connectTimeoutMs?: number | undefined;
+  /** MeshConfig's `tcpKeepalive` (`createMesh({ tcpKeepalive })`), under the fields a DestinationRule's `tcp.tcpKeepalive` sets; undefined: none. */
+  readonly tcpKeepalive?: TcpKeepalive | undefined;
 }
 
 /** The adapter's per-cluster transport (connection pools); closed when the cluster goes away. */
@@ -98,6 +100,15 @@ export class ClusterState implements CallHolder {
    */
   get connectTimeoutMs(): number {
     return effectiveConnectTimeoutMs(this.cluster.settings.connectionPool, this.#ctx.connectTimeoutMs);
+  }
+
+  /**
+   * The TCP keepalive of the cluster's new connections: MeshConfig's, with each field the
+   * DestinationRule's `tcp.tcpKeepalive` sets over it (istiod's cluster.go `applyTCPKeepalive`);
+   * undefined when neither sets one.
+   */
+  get tcpKeepalive(): TcpKeepalive | undefined {
+    return effectiveTcpKeepalive(this.cluster.settings.connectionPool, this.#ctx.tcpKeepalive);
   }
 
   constructor(cluster: Cluster, ctx: ClusterContext) {

@@ -5,6 +5,7 @@
  * @module
  */
 import { formatDuration } from '../config/duration.ts';
+import { describeTcpKeepalive, type TcpKeepalive } from '../routing/cluster-settings.ts';
 import { whyNotInMesh } from '../config/host-lookup.ts';
 import { whyOutOfScope } from '../config/sidecar-scope.ts';
 import { normalizeHeaderObject } from '../core/headers.ts';
@@ -79,7 +80,8 @@ export interface ExplainedTarget {
    * DestinationRule's `tcp.connectTimeout`, else the mesh's `connectTimeoutMs`):
    * `active 0/∞, pending 0/∞, overflows 0, connect timeout 10s`; for ALLOW_ANY's
    * `PassthroughCluster` (a `passthrough` outcome's one target), `no limits, connect timeout 10s`
-   * with the mesh's connect timeout.
+   * with the mesh's connect timeout. Either ends with `, TCP keepalive (idle 300s)` when new
+   * connections get one (the DestinationRule's `tcp.tcpKeepalive` over MeshConfig's `tcpKeepalive`).
    */
   readonly connectionPool: string | undefined;
   readonly outlierDetection: string | undefined;
@@ -183,7 +185,7 @@ function target(o: Outbound, t: RouteTarget, total: number, now: number, tls: Tl
     cluster: t.cluster?.name,
     missing: t.missing,
     loadBalancer: cs?.picker.toString(),
-    connectionPool: cs === undefined ? undefined : `${cs.limiter.toString()}, connect timeout ${formatDuration(cs.connectTimeoutMs)}${ctoFrom === undefined ? '' : ` (${ctoFrom})`}`,
+    connectionPool: cs === undefined ? undefined : `${cs.limiter.toString()}, connect timeout ${formatDuration(cs.connectTimeoutMs)}${ctoFrom === undefined ? '' : ` (${ctoFrom})`}${keepaliveText(cs.tcpKeepalive)}`,
     outlierDetection: cs?.detector?.toString(),
     ...(cs === undefined ? {} : { retryBudget: cs.budget.describe(cs.limiter.active + cs.limiter.pending) }),
     endpoints: endpointsOf(cs, now, tls, scheme),
@@ -194,11 +196,17 @@ function target(o: Outbound, t: RouteTarget, total: number, now: number, tls: Tl
   };
 }
 
+/** `, TCP keepalive (…)` when the connections get one (a DestinationRule's over MeshConfig's), else ''. */
+function keepaliveText(k: TcpKeepalive | undefined): string {
+  return k === undefined ? '' : `, ${describeTcpKeepalive(k)}`;
+}
+
 /**
  * ALLOW_ANY's PassthroughCluster as a call to `u` gets it: the address the URL names, no limits,
  * and the mesh's connect timeout, as istiod builds it (pilot/pkg/networking/core/cluster_builder.go
  * `buildDefaultPassthroughCluster`: ORIGINAL_DST, `ConnectTimeout: Mesh.ConnectTimeout`, the
- * default circuit-breaker thresholds at their maximum) and as the mesh's transports connect.
+ * default circuit-breaker thresholds at their maximum, MeshConfig's `tcpKeepalive` through
+ * applyConnectionPool) and as the mesh's transports connect.
  */
 function passthroughTarget(o: Outbound, u: URL): ExplainedTarget {
   const port = u.port === '' ? (u.protocol === 'https:' ? 443 : 80) : Number(u.port);
@@ -208,7 +216,7 @@ function passthroughTarget(o: Outbound, u: URL): ExplainedTarget {
     cluster: PASSTHROUGH_CLUSTER,
     missing: undefined,
     loadBalancer: 'ORIGINAL_DST (the address the URL names)',
-    connectionPool: `no limits, connect timeout ${formatDuration(o.connectTimeoutMs)}`,
+    connectionPool: `no limits, connect timeout ${formatDuration(o.connectTimeoutMs)}${keepaliveText(o.tcpKeepalive)}`,
     outlierDetection: undefined,
     endpoints: [],
   };
@@ -291,7 +299,9 @@ export function explain(o: Outbound, req: ExplainRequest, tls?: TlsExplainer): E
   if (vhost === undefined) {
     const colon = head.authority.lastIndexOf(':');
     const hasPort = colon > -1 && !head.authority.endsWith(']');
-    const host = hasPort ? head.authority.slice(0, colon) : head.authority;
+    const named = hasPort ? head.authority.slice(0, colon) : head.authority;
+    // An IPv6 address without its brackets, as the registry holds addresses (`[::1]` is `::1`).
+    const host = named.startsWith('[') && named.endsWith(']') ? named.slice(1, -1) : named;
     const port = hasPort ? Number(head.authority.slice(colon + 1)) : head.scheme === 'https' ? 443 : 80;
     const elsewhere = routedElsewhere(snapshot, host);
     const scope = applied === undefined ? undefined : withNote(whyOutOfScope(applied.scope, snapshot.registry, host, port), elsewhere);

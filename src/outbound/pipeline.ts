@@ -33,7 +33,7 @@ import { DEFAULT_ROOT_NAMESPACE } from '../config/resource.ts';
 import type { LocalityLoadBalancerSetting } from '../config/types/destination-rule.ts';
 import type { Snapshot, UnknownHostPolicy } from '../routing/compile.ts';
 import type { CompiledRoute } from '../routing/route-table.ts';
-import { DEFAULT_CONNECT_TIMEOUT_MS } from '../routing/cluster-settings.ts';
+import { DEFAULT_CONNECT_TIMEOUT_MS, type TcpKeepalive } from '../routing/cluster-settings.ts';
 import { balanceLayer } from './balance.ts';
 import { type ClusterContext, ClusterState } from './cluster-state.ts';
 import { routeLayer } from './route-layer.ts';
@@ -73,6 +73,8 @@ export interface OutboundOptions {
   readonly localityLbSetting?: LocalityLoadBalancerSetting | undefined;
   /** MeshConfig's `connectTimeout`, for clusters whose DestinationRule sets none (undefined: Istio's 10 s). */
   readonly connectTimeoutMs?: number | undefined;
+  /** MeshConfig's `tcpKeepalive` (whole seconds), under the fields a DestinationRule's `tcp.tcpKeepalive` sets. */
+  readonly tcpKeepalive?: TcpKeepalive | undefined;
   readonly labels: Readonly<Record<string, string>>;
   /** This workload's IP, the key of `consistentHash.useSourceIp`. */
   readonly sourceIp: string;
@@ -153,6 +155,7 @@ export class Outbound {
       get connectTimeoutMs() {
         return outbound.#connectTimeoutMs;
       },
+      tcpKeepalive: o.tcpKeepalive,
       labels: o.labels,
       dns: { resolve: o.dns?.resolve ?? systemDnsResolve, refreshMs: o.dns?.refreshRateMs ?? DEFAULT_DNS_REFRESH_MS, family: lookupFamily(o.sourceIp) },
       onOutlierEvent: (cluster: string, e: OutlierEvent) => {
@@ -275,11 +278,12 @@ export class Outbound {
     return this.#o.clock;
   }
 
-  /**
-   * MeshConfig's `connectTimeout` as the config in use has it (a control plane's MeshConfig, else
-   * `createMesh({ connectTimeoutMs })`), else Istio's 10 s: the PassthroughCluster's, and a
-   * cluster's whose DestinationRule sets none.
-   */
+  /** MeshConfig's `tcpKeepalive` (`createMesh({ tcpKeepalive })`): the PassthroughCluster's, under a DestinationRule's fields. */
+  get tcpKeepalive(): TcpKeepalive | undefined {
+    return this.#o.tcpKeepalive;
+  }
+
+  /** MeshConfig's `connectTimeout` in use (a control plane's, else `createMesh({ connectTimeoutMs })`), else Istio's 10 s: the PassthroughCluster's, and a cluster's whose DestinationRule sets none. */
   get connectTimeoutMs(): number {
     return this.#connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
   }

@@ -132,6 +132,8 @@ class Attempt implements ResponseHandler, DeadlineNode, Waiter, BodySentListener
   send(): void {
     const ex = this._ex;
     ex.attempts++;
+    // The deadline headers are what is left when the attempt starts (exchange-state.ts attemptAt).
+    ex.attemptAt = this._run.o.clock.now();
     const per = ex.perTryTimeoutMs;
     // As Envoy's upstream request: the per-try timeout starts once the request is complete — at
     // once for a body already read (or none, or string/bytes), at the end of a streamed one

@@ -205,11 +205,25 @@ function connectionPool(pool: ConnectionPoolSettings | undefined, h2: boolean): 
 /** Istio sends whole seconds (`keepalive_time`, `keepalive_interval`); 0 or unset leaves the platform's value. */
 function tcpKeepalive(k: { time?: string; interval?: string; probes?: number } | undefined): TcpKeepalive | undefined {
   if (k === undefined) return undefined;
-  const seconds = (d: string | undefined): number | undefined => {
-    const ms = durationMs(d);
-    return ms !== undefined && ms >= 1000 ? Math.floor(ms / 1000) * 1000 : undefined;
-  };
-  return Object.freeze({ timeMs: seconds(k.time), intervalMs: seconds(k.interval), probes: k.probes !== undefined && k.probes > 0 ? k.probes : undefined });
+  return wholeSecondsKeepalive(durationMs(k.time), durationMs(k.interval), k.probes);
+}
+
+/** Keepalive as istiod writes it (cluster.go setKeepAliveSettings): times in whole seconds, a 0 (under 1 s) or unset field left out, probes only when positive. */
+export function wholeSecondsKeepalive(timeMs: number | undefined, intervalMs: number | undefined, probes: number | undefined): TcpKeepalive {
+  const seconds = (ms: number | undefined): number | undefined => (ms !== undefined && ms >= 1000 ? Math.floor(ms / 1000) * 1000 : undefined);
+  return Object.freeze({ timeMs: seconds(timeMs), intervalMs: seconds(intervalMs), probes: probes !== undefined && probes > 0 ? probes : undefined });
+}
+
+/**
+ * The TCP keepalive a cluster's connections get, as istiod builds it (pilot/pkg/networking/core/
+ * cluster.go `applyTCPKeepalive`): MeshConfig's `tcpKeepalive` (`mesh`) first, then each field the
+ * DestinationRule's `tcp.tcpKeepalive` sets over it; undefined when neither is set (no keepalive
+ * from the mesh: each transport's own default). The data plane and every view read it here.
+ */
+export function effectiveTcpKeepalive(p: ResolvedConnectionPool, mesh: TcpKeepalive | undefined): TcpKeepalive | undefined {
+  const own = p.tcpKeepalive;
+  if (mesh === undefined || own === undefined) return own ?? mesh;
+  return Object.freeze({ timeMs: own.timeMs ?? mesh.timeMs, intervalMs: own.intervalMs ?? mesh.intervalMs, probes: own.probes ?? mesh.probes });
 }
 
 /** Istio requires both; a zero interval sends no PINGs (Envoy). */
@@ -301,22 +315,26 @@ export function effectiveConnectTimeoutMs(p: ResolvedConnectionPool, meshMs: num
 
 /**
  * `active ∞, pending ∞, connections ∞, connect timeout 10s, HTTP/1.1`; `meshConnectTimeoutMs`:
- * MeshConfig's `connectTimeout`, shown for a cluster whose DestinationRule sets none.
+ * MeshConfig's `connectTimeout`, shown for a cluster whose DestinationRule sets none;
+ * `meshTcpKeepalive`: MeshConfig's `tcpKeepalive`, under the DestinationRule's fields.
  */
-export function describeConnectionPool(p: ResolvedConnectionPool, h2: boolean, meshConnectTimeoutMs?: number): string {
+export function describeConnectionPool(p: ResolvedConnectionPool, h2: boolean, meshConnectTimeoutMs?: number, meshTcpKeepalive?: TcpKeepalive): string {
   const l = p.limits;
   const parts = [`active ${count(l.maxActive)}`, `pending ${count(l.maxPending)}`, `connections ${count(l.maxConnections)}`, `connect timeout ${formatDuration(effectiveConnectTimeoutMs(p, meshConnectTimeoutMs))}`];
   if (p.idleTimeoutMs !== undefined) parts.push(`idle timeout ${formatDuration(p.idleTimeoutMs)}`);
   if (p.maxRequestsPerConnection !== undefined) parts.push(`${p.maxRequestsPerConnection} requests per connection`);
   if (p.maxConnectionDurationMs !== undefined) parts.push(`connections retired after ${formatDuration(p.maxConnectionDurationMs)}`);
   parts.push(h2 ? `HTTP/2, ${p.maxConcurrentStreams} streams per connection` : 'HTTP/1.1');
-  const k = p.tcpKeepalive;
-  if (k !== undefined) {
-    const set = [k.timeMs === undefined ? '' : `idle ${formatDuration(k.timeMs)}`, k.intervalMs === undefined ? '' : `interval ${formatDuration(k.intervalMs)}`, k.probes === undefined ? '' : `${k.probes} probes`].filter((x) => x !== '');
-    parts.push(`TCP keepalive (${set.length === 0 ? 'platform defaults' : set.join(', ')})`);
-  }
+  const k = effectiveTcpKeepalive(p, meshTcpKeepalive);
+  if (k !== undefined) parts.push(describeTcpKeepalive(k));
   if (h2 && p.http2KeepAlive !== undefined) parts.push(`PING every ${formatDuration(p.http2KeepAlive.intervalMs)}, timeout ${formatDuration(p.http2KeepAlive.timeoutMs)}`);
   return parts.join(', ');
+}
+
+/** `TCP keepalive (idle 30s, interval 5s, 3 probes)`; `platform defaults` for the fields not set. */
+export function describeTcpKeepalive(k: TcpKeepalive): string {
+  const set = [k.timeMs === undefined ? '' : `idle ${formatDuration(k.timeMs)}`, k.intervalMs === undefined ? '' : `interval ${formatDuration(k.intervalMs)}`, k.probes === undefined ? '' : `${k.probes} probes`].filter((x) => x !== '');
+  return `TCP keepalive (${set.length === 0 ? 'platform defaults' : set.join(', ')})`;
 }
 
 /** `maxRetries ∞` or `retry budget 20% of active requests, min 3`. */

@@ -19,6 +19,8 @@ import {
   describeTls,
   AUTO_MTLS_TEXT,
   effectiveConnectTimeoutMs,
+  effectiveTcpKeepalive,
+  type TcpKeepalive,
 } from './cluster-settings.ts';
 import type { AppliedSidecar } from './compile.ts';
 import type { CompiledRoute, Cluster, RouteTarget, VirtualHost } from './route-table.ts';
@@ -104,6 +106,8 @@ export interface ClusterClient {
   readonly meshLocality?: LocalityLoadBalancerSetting | undefined;
   /** MeshConfig's `connectTimeout` (`--mesh-config`, `createMesh({ connectTimeoutMs })`), for clusters whose DestinationRule sets none; undefined: Istio's 10 s. */
   readonly meshConnectTimeoutMs?: number | undefined;
+  /** MeshConfig's `tcpKeepalive` (`--mesh-config`, `createMesh({ tcpKeepalive })`), under the fields a DestinationRule's `tcp.tcpKeepalive` sets. */
+  readonly meshTcpKeepalive?: TcpKeepalive | undefined;
 }
 
 /**
@@ -119,12 +123,13 @@ export function localityPlan(c: Cluster, client: ClusterClient): string {
 /**
  * A cluster's compiled settings as plain data (every field present, null when it does not apply);
  * `meshConnectTimeoutMs`: MeshConfig's `connectTimeout`, the connect timeout of a cluster whose
- * DestinationRule sets none.
+ * DestinationRule sets none; `meshTcpKeepalive`: MeshConfig's `tcpKeepalive`, under the rule's fields.
  */
-export function clusterSettingsView(s: ClusterSettings, meshConnectTimeoutMs?: number) {
+export function clusterSettingsView(s: ClusterSettings, meshConnectTimeoutMs?: number, meshTcpKeepalive?: TcpKeepalive) {
   const lb = s.loadBalancer;
   const od = s.outlierDetection;
   const pool = s.connectionPool;
+  const keepalive = effectiveTcpKeepalive(pool, meshTcpKeepalive);
   return {
     loadBalancer: {
       kind: lb.kind,
@@ -140,7 +145,7 @@ export function clusterSettingsView(s: ClusterSettings, meshConnectTimeoutMs?: n
       maxRequestsPerConnection: pool.maxRequestsPerConnection ?? null,
       maxConnectionDurationMs: pool.maxConnectionDurationMs ?? null,
       maxConcurrentStreams: pool.maxConcurrentStreams,
-      tcpKeepalive: pool.tcpKeepalive === undefined ? null : { timeMs: pool.tcpKeepalive.timeMs ?? null, intervalMs: pool.tcpKeepalive.intervalMs ?? null, probes: pool.tcpKeepalive.probes ?? null },
+      tcpKeepalive: keepalive === undefined ? null : { timeMs: keepalive.timeMs ?? null, intervalMs: keepalive.intervalMs ?? null, probes: keepalive.probes ?? null },
       http2KeepAlive: pool.http2KeepAlive === undefined ? null : { ...pool.http2KeepAlive },
     },
     outlierDetection:
@@ -172,7 +177,7 @@ export function clusterSettingsLines(c: Cluster, client: ClusterClient): string[
   const s = c.settings;
   const plan = localityPlan(c, client);
   const lines = [`lb: ${describeLoadBalancer(s.loadBalancer)}${plan === '' ? '' : `; ${plan}`}${s.passthrough ? '; passthrough to the original address' : ''}`];
-  lines.push(`pool: ${describeConnectionPool(s.connectionPool, s.h2, client.meshConnectTimeoutMs)}; retries: ${describeRetryBudget(s.retryBudget)}`);
+  lines.push(`pool: ${describeConnectionPool(s.connectionPool, s.h2, client.meshConnectTimeoutMs, client.meshTcpKeepalive)}; retries: ${describeRetryBudget(s.retryBudget)}`);
   if (s.outlierDetection !== undefined) lines.push(`outlier detection: ${describeOutlierDetection(s.outlierDetection)}`);
   lines.push(`tls: ${s.tls !== undefined ? describeTls(s.tls) : s.passthrough || c.service.location === 'MESH_EXTERNAL' ? 'plaintext (no DestinationRule tls; auto-mTLS does not apply to external or passthrough destinations)' : AUTO_MTLS_TEXT}`);
   if (c.networkFilter !== undefined) lines.push(`network: ${c.networkFilter}`);
@@ -195,12 +200,12 @@ export function clusterView(c: Cluster, client: ClusterClient) {
     /** The compiled settings, one text each (as the text output prints them). */
     loadBalancer: describeLoadBalancer(s.loadBalancer),
     localityPlan: plan === '' ? null : plan,
-    connectionPool: describeConnectionPool(s.connectionPool, s.h2, client.meshConnectTimeoutMs),
+    connectionPool: describeConnectionPool(s.connectionPool, s.h2, client.meshConnectTimeoutMs, client.meshTcpKeepalive),
     retryBudget: describeRetryBudget(s.retryBudget),
     outlierDetection: s.outlierDetection === undefined ? null : describeOutlierDetection(s.outlierDetection),
     tls: s.tls === undefined ? null : describeTls(s.tls),
     /** The compiled settings as data. */
-    settings: clusterSettingsView(s, client.meshConnectTimeoutMs),
+    settings: clusterSettingsView(s, client.meshConnectTimeoutMs, client.meshTcpKeepalive),
     /** Multi-network: this workload's network and the endpoints reached through gateways (null when no network has a gateway). */
     network: c.networkFilter ?? null,
     endpoints: c.endpoints.map((e) => ({ endpoint: e.key, address: e.address, port: e.port, labels: { ...e.labels }, locality: e.locality, weight: e.weight, gateway: e.gateway === undefined ? null : { network: e.gateway.network, origin: e.gateway.origin, endpoints: [...e.gateway.endpoints] } })),

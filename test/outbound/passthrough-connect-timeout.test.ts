@@ -61,7 +61,7 @@ describe('HTTP connect timeouts of passthrough clusters and the app’s own TLS,
       assert.equal(h.sockets.length, 1);
       // What explain shows is what the call got (the PassthroughCluster's too).
       const target = mesh.explain({ url: url(h.port) }).targets[0];
-      assert.match(target?.connectionPool ?? '', new RegExp(`, connect timeout ${formatDuration(timeoutMs).replace('.', '\\.')}$`));
+      assert.match(target?.connectionPool ?? '', new RegExp(`, connect timeout ${formatDuration(timeoutMs).replace('.', '\\.')}(, TCP keepalive \\(.*\\))?$`));
     });
   }
 });

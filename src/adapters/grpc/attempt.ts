@@ -131,7 +131,9 @@ export class GrpcAttempt implements Controller, H2Listener, ConnWaiter, MessageS
     // suppress_envoy_headers (router.cc). Istio sets max_grpc_timeout on every route (route.go
     // setTimeout: the route timeout, or 0 = none), so a gRPC call's caller deadline counts as its
     // timeout there even on a route without one.
-    const left = ex.deadline === Number.POSITIVE_INFINITY ? Number.POSITIVE_INFINITY : ex.deadline - owner.clock.now();
+    // What was left when the attempt started, not now that its connection is up: Envoy writes both
+    // headers before the pool's wait for a connection (exchange-state.ts attemptAt).
+    const left = ex.deadline === Number.POSITIVE_INFINITY ? Number.POSITIVE_INFINITY : ex.deadline - (ex.attemptAt >= 0 ? ex.attemptAt : owner.clock.now());
     const perTry = ex.perTryTimeoutMs;
     const expected = perTry === undefined || perTry <= 0 ? left : Math.min(left, perTry);
     if (expected !== Number.POSITIVE_INFINITY) {

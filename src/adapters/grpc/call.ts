@@ -213,8 +213,8 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
 
   sendMessageWithContext(context: MessageContext, message: Buffer): void {
     const send = this.#limits.send;
-    if (send >= 0 && message.length > send) {
-      // As grpc-js: the call fails, nothing of the message is sent (the status comes after this
+    if (send !== -1 && message.length > send) {
+      // As grpc-js (only -1 is any size: compression-filter.js): the call fails, nothing of the message is sent (the status comes after this
       // returns: the write may be inside the client's own call, a unary call's request).
       this.cancelWithStatus(RESOURCE_EXHAUSTED, `Attempted to send message with a size larger than ${send}`);
       return;
@@ -314,7 +314,7 @@ export class MeshCall implements experimental.CallStream, ResponseHandler {
       return;
     }
     const receive = this.#limits.receive;
-    if (receive >= 0 && chunk.length > receive) {
+    if (receive !== -1 && chunk.length > receive) {
       // As grpc-js's own calls: the call fails and is cancelled on the wire.
       this.cancelWithStatus(RESOURCE_EXHAUSTED, `Received message larger than max (${chunk.length} vs ${receive})`);
       return;

@@ -52,11 +52,15 @@ export function targetAuthority(target: string): string {
   return `${(m[1] as string).toLowerCase()}:${Number(m[2])}`;
 }
 
-/** What a client's options say of its calls: message-size limits (grpc-js's defaults where they set none) and its user agent. */
+/**
+ * What a client's options say of its calls: message-size limits (grpc-js's defaults where they set
+ * none) and its user agent. A limit of -1 takes any size; another negative one, as grpc-js reads it
+ * (stream-decoder.js, compression-filter.js: `max !== -1 && size > max`), refuses every message.
+ */
 function callSettings(options: ChannelOptions | undefined): CallSettings {
   const limit = (key: string, dflt: number): number => {
     const v = options?.[key];
-    return typeof v === 'number' && Number.isInteger(v) && v >= -1 ? v : dflt;
+    return typeof v === 'number' && Number.isInteger(v) ? v : dflt;
   };
   const agent = (key: string): string | undefined => (typeof options?.[key] === 'string' && options[key] !== '' ? (options[key] as string) : undefined);
   // As grpc-js's transport writes it: the client's primary agent, grpc-js's own, its secondary.

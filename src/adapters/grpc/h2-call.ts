@@ -27,7 +27,7 @@ import { closedStatus, frame, type H2Listener, httpStatusCode, INTERNAL, OK, pla
 export { frame, type H2Listener } from './h2-status.ts';
 
 /** `maxReceive` of a stream whose messages nobody reads (a mirror's): their bytes are dropped as they come. */
-export const DISCARD_MESSAGES = -2;
+export const DISCARD_MESSAGES = Number.NEGATIVE_INFINITY;
 
 const { NGHTTP2_NO_ERROR, NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM } = http2.constants;
 
@@ -62,7 +62,7 @@ export class H2Call {
   #partial: Buffer | undefined;
   #have = 0;
   #internalError: (Error & { code?: string }) | undefined;
-  /** The largest response message the caller takes (-1: any; DISCARD_MESSAGES: none is read). */
+  /** The largest response message the caller takes (-1: any; another negative: none, as grpc-js; DISCARD_MESSAGES: none is read). */
   readonly #maxReceive: number;
 
   constructor(g: GrpcJs, stream: http2.ClientHttp2Stream, listener: H2Listener, conn: { readonly dropped: boolean }, maxReceive = -1) {
@@ -265,7 +265,8 @@ export class H2Call {
   /** A message declared larger than the caller takes: refused at its prefix (the listener cancels the call), nothing more of the stream read. */
   #tooLarge(length: number): boolean {
     const max = this.#maxReceive;
-    if (max < 0 || length <= max) return false;
+    // Only -1 means any: grpc-js's decoder refuses every message under another negative limit (stream-decoder.js: `max !== -1 && size > max`).
+    if (max === -1 || length <= max) return false;
     this.#refuse(`Received message larger than max (${length} vs ${max})`);
     return true;
   }

@@ -27,7 +27,7 @@ export function inflateMessage(enc: string, body: Buffer, max: number, done: (fa
   const tooLarge: InflateFailure = { code: RESOURCE_EXHAUSTED, details: `Received message that decompresses to a size larger than ${max}`, tooLarge: true };
   const cb = (err: (Error & { code?: string }) | null, m: Buffer): void => {
     // zlib's least limit is 1 byte: a limit of 0 is checked here.
-    if (err === null) done(max >= 0 && m.length > max ? tooLarge : undefined, m);
+    if (err === null) done(max !== -1 && m.length > max ? tooLarge : undefined, m);
     else if (err.code === 'ERR_BUFFER_TOO_LARGE') done(tooLarge);
     else done({ code: INTERNAL, details: `Failed to decompress ${enc}-encoded message`, tooLarge: false });
   };

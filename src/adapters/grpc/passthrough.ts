@@ -15,9 +15,12 @@
  * `tcp.connectTimeout` for a ServiceEntry with resolution NONE (its DestinationRule applies, as
  * istiod builds that cluster), and within MeshConfig `connectTimeout` (`createMesh({ connectTimeoutMs })`, Istio's default 10 s) for
  * the PassthroughCluster of ALLOW_ANY — never unbounded, so a blackholed address does not hold a
- * call until its deadline (or for ever without one). A resolution-NONE cluster's DestinationRule
- * `tcp.tcpKeepalive` applies to its sockets too (istiod sets that cluster's
- * `upstream_connection_options` as any cluster's).
+ * call until its deadline (or for ever without one). A resolution-NONE cluster's connection pool
+ * settings apply as istiod builds that cluster's (cluster_traffic_policy.go applyConnectionPool):
+ * TCP keepalive (its DestinationRule's `tcp.tcpKeepalive` over MeshConfig's `tcpKeepalive`), HTTP/2
+ * keepalive PINGs (`http.http2KeepAlive`) and the idle timeout (`http.idleTimeout`, else
+ * `tcp.idleTimeout`: a connection no call has used for that long is closed). The PassthroughCluster
+ * gets MeshConfig's `tcpKeepalive` (cluster_builder.go buildDefaultPassthroughCluster).
  *
  * @module
  */
@@ -30,11 +33,25 @@ import { type Admitted, type AttemptOwner, type EndpointConns, Live } from './po
 /** Envoy's default `cleanup_interval` of an ORIGINAL_DST cluster. */
 export const PASSTHROUGH_CLEANUP_MS = 5000;
 
+/** How a passthrough connection is made and kept: its cluster's (a resolution-NONE ServiceEntry's) settings, or the PassthroughCluster's. */
+export interface PassthroughSettings {
+  /** The connect timeout of a new connection. */
+  readonly connectTimeoutMs: number;
+  /** TCP keepalive on its socket; undefined: none. */
+  readonly tcpKeepalive?: TcpKeepalive | undefined;
+  /** `http.http2KeepAlive`: a PING every interval, the connection dropped when one is not answered in time. */
+  readonly ping?: { readonly intervalMs: number; readonly timeoutMs: number } | undefined;
+  /** `idleTimeout`: the connection closes once no call has used it for this long; undefined: only the cleanup closes it. */
+  readonly idleTimeoutMs?: number | undefined;
+}
+
 /** Calls to addresses outside the mesh: a connection per address, closed when unused, drained on close. */
 export class PassthroughConns implements AttemptOwner {
   readonly live = new Live();
   readonly clock: Clock;
   readonly #conns = new Map<string, Conn>();
+  /** The idle timeout of connections whose cluster sets one, and their key. */
+  readonly #idle = new WeakMap<Conn, { key: string; ms: number }>();
   #sweep: Timer | undefined;
   #closed = false;
   readonly envoyHeaders: boolean;
@@ -57,17 +74,17 @@ export class PassthroughConns implements AttemptOwner {
 
   /**
    * The connection to `authority` (`host:port`, the host a name or an address), made when there is
-   * none or it is dead; a new one must come up within `connectTimeoutMs`, and its socket gets
-   * `tcpKeepalive` (a resolution-NONE cluster's DestinationRule `tcp.tcpKeepalive`). Connections
-   * are kept per address, connect timeout and keepalive, so two clusters passing through to one
-   * address with different settings each get theirs.
+   * none or it is dead, with settings `s`. Connections are kept per address and settings, so two
+   * clusters passing through to one address with different settings each get theirs.
    */
-  get(authority: string, connectTimeoutMs: number, tcpKeepalive?: TcpKeepalive): Conn {
-    const key = tcpKeepalive === undefined ? `${authority} ${connectTimeoutMs}` : `${authority} ${connectTimeoutMs} ${tcpKeepalive.timeMs}/${tcpKeepalive.intervalMs}/${tcpKeepalive.probes}`;
+  get(authority: string, s: PassthroughSettings): Conn {
+    const k = s.tcpKeepalive;
+    const key = `${authority} ${s.connectTimeoutMs} ${k === undefined ? '-' : `${k.timeMs}/${k.intervalMs}/${k.probes}`} ${s.ping === undefined ? '-' : `${s.ping.intervalMs}/${s.ping.timeoutMs}`} ${s.idleTimeoutMs ?? '-'}`;
     let c = this.#conns.get(key);
     if (c === undefined || c.dead) {
-      c = new Conn(this.#target(authority, connectTimeoutMs, tcpKeepalive));
+      c = new Conn(this.#target(authority, s));
       this.#conns.set(key, c);
+      if (s.idleTimeoutMs !== undefined && s.idleTimeoutMs > 0 && Number.isFinite(s.idleTimeoutMs)) this.#idle.set(c, { key, ms: s.idleTimeoutMs });
       // Background housekeeping: the timer does not keep the process alive.
       if (this.#sweep === undefined && !this.#closed) this.#sweep = this.clock.setTimer(() => this.#cleanup(), PASSTHROUGH_CLEANUP_MS);
     }
@@ -75,9 +92,9 @@ export class PassthroughConns implements AttemptOwner {
   }
 
   /** A plaintext connection to the address (gRPC passthrough takes no DestinationRule TLS: transport.ts refuses it). */
-  #target(authority: string, connectTimeoutMs: number, tcpKeepalive: TcpKeepalive | undefined): ConnTarget {
+  #target(authority: string, s: PassthroughSettings): ConnTarget {
     const m = /^\[([^\]]+)\]:(\d+)$/.exec(authority) ?? /^([^:]+):(\d+)$/.exec(authority);
-    return { address: m?.[1] ?? authority, port: Number(m?.[2] ?? 80), tls: undefined, servername: undefined, tcpKeepalive, ping: undefined, connectTimeoutMs, clock: this.clock, observe: undefined };
+    return { address: m?.[1] ?? authority, port: Number(m?.[2] ?? 80), tls: undefined, servername: undefined, tcpKeepalive: s.tcpKeepalive, ping: s.ping, connectTimeoutMs: s.connectTimeoutMs, clock: this.clock, observe: undefined };
   }
 
   admit(_e: EndpointConns | undefined, a: Admitted): 'go' {
@@ -94,8 +111,17 @@ export class PassthroughConns implements AttemptOwner {
       a.conn.end();
       // Used until now: an idle interval starts when the last call ends.
       a.conn.used = true;
+      const idle = a.conn.active === 0 ? this.#idle.get(a.conn) : undefined;
+      // idleTimeout: Envoy's pool closes a connection no stream used for idle_timeout.
+      if (idle !== undefined) a.conn.idleAfter(this.clock, idle.ms, (c) => this.#forget(idle.key, c));
     }
     this.live.delete(a);
+  }
+
+  /** Closes an idle connection (its `idleTimeout` passed), forgetting it unless another replaced it. */
+  #forget(key: string, c: Conn): void {
+    if (this.#conns.get(key) === c) this.#conns.delete(key);
+    c.close();
   }
 
   /** Envoy's cleanup: a connection with no call in flight and none since the last cleanup is closed. */

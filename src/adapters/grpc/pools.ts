@@ -23,7 +23,7 @@ export type { Admitted };
 /** What a cluster's connections are made with (they are made again when it changes; the old ones drain). */
 export function connSettingsKey(cs: ClusterState): string {
   const pool = cs.cluster.settings.connectionPool;
-  return JSON.stringify({ idleTimeoutMs: pool.idleTimeoutMs ?? null, tcpKeepalive: pool.tcpKeepalive ?? null, http2KeepAlive: pool.http2KeepAlive ?? null });
+  return JSON.stringify({ idleTimeoutMs: pool.idleTimeoutMs ?? null, tcpKeepalive: cs.tcpKeepalive ?? null, http2KeepAlive: pool.http2KeepAlive ?? null });
 }
 
 /**
@@ -200,7 +200,7 @@ export class ClusterConns implements ClusterTransport, AttemptOwner {
         port: host.endpoint.port,
         tls: plan,
         servername: sni,
-        tcpKeepalive: pool.tcpKeepalive,
+        tcpKeepalive: cs.tcpKeepalive,
         ping: pool.http2KeepAlive,
         // Read when a connection is made: a new DestinationRule applies to the next connection.
         get connectTimeoutMs() {

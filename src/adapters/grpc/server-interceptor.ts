@@ -21,6 +21,7 @@
  *
  * @module
  */
+import { SERVICE_TIME_HEADER, serviceTimeText } from '../../core/upstream-service-time.ts';
 import type { PartialStatusObject } from '@grpc/grpc-js/build/src/call-interface.js';
 import type { Metadata, ServerInterceptingCall, ServerInterceptingCallInterface, ServerInterceptor, ServerListener, ServerMethodDefinition } from '@grpc/grpc-js';
 import { joinWholeContext, type MeshContext, reenterContext } from '../../core/context.ts';
@@ -138,6 +139,10 @@ class MeshServerCall {
   /** Istio's `proxyHeaders.server.value`: the `server` header of every answer (the handler's, a denial), or undefined. */
   #server: string | undefined;
   #headSent = false;
+  /** Served with Envoy's debug headers on: the answer's head gets `x-envoy-upstream-service-time`. */
+  #timed = false;
+  /** When the caller half-closed (`performance.now()`; -1: not yet): the request is complete, the service time runs from there. */
+  #completeAt = -1;
   /** A status went out through the interceptor (grpc-js's onCancel follows every status). */
   #statusSent = false;
   /** The request view holding (or waiting for) a connection-pool slot, released when the status is sent or the call cancelled. */
@@ -179,7 +184,10 @@ class MeshServerCall {
             this.#ob?.received(m);
             next(m);
           },
-      onReceiveHalfClose: (next) => this.enter(next),
+      onReceiveHalfClose: (next) => {
+        this.#completeAt = performance.now();
+        this.enter(next);
+      },
       onCancel: () => {
         this.#cancelled = true;
         this.#release();
@@ -209,6 +217,7 @@ class MeshServerCall {
     if (extra !== undefined) addHeaders(md, extra);
     if (this.#peerAnswer !== undefined) addHeaders(md, this.#peerAnswer);
     if (this.#server !== undefined) md.set('server', this.#server);
+    if (this.#timed && this.#completeAt >= 0) md.set(SERVICE_TIME_HEADER, this.#serviceTime());
     this.#ob?.head(md);
     next(md);
   }
@@ -229,11 +238,13 @@ class MeshServerCall {
     const extra = this.#extra;
     const answer = this.#peerAnswer;
     const server = this.#server;
-    if ((extra !== undefined || answer !== undefined || server !== undefined) && !this.#headSent) {
-      // Trailers-only: the phases' headers, the exchange's answer and the server header go with the status.
+    const timed = this.#timed && this.#completeAt >= 0;
+    if ((extra !== undefined || answer !== undefined || server !== undefined || timed) && !this.#headSent) {
+      // Trailers-only: the phases' headers, the exchange's answer, the service time and the server header go with the status.
       const md = s.metadata ?? new this.#o.grpc.Metadata();
       if (extra !== undefined) addHeaders(md, extra);
       if (answer !== undefined) addHeaders(md, answer);
+      if (timed) md.set(SERVICE_TIME_HEADER, this.#serviceTime());
       if (server !== undefined) md.set('server', server);
       s = { ...s, metadata: md };
     }
@@ -241,6 +252,16 @@ class MeshServerCall {
     this.#ob?.status(s);
     next(s);
     this.#release();
+  }
+
+  /**
+   * `x-envoy-upstream-service-time` of the handler's answer: the ms from the caller's half-close to
+   * its head, as the inbound sidecar's router writes it — only once the request is complete, over
+   * the handler's own (router.cc `Filter::onUpstreamHeaders`; istiod's inbound router suppresses
+   * it only with `proxyHeaders.envoyDebugHeaders` disabled: listener_inbound.go).
+   */
+  #serviceTime(): string {
+    return serviceTimeText(Math.max(0, Math.floor(performance.now() - this.#completeAt)));
   }
 
   #admit(md: Metadata, next: (md: Metadata) => void, handlerNow: boolean): void {
@@ -319,6 +340,7 @@ class MeshServerCall {
     }
     if (j.request.slot !== undefined) this.#pooled = j.request;
     this.#extra = j.responseHeaders;
+    this.#timed = this.#o.guard().proxyHeaders.envoyDebugHeaders;
     const changed = j.request.headersChanged || ob?.added === true || j.request.generatedRequestId !== undefined || j.request.forwardedClientCert !== undefined;
     const forHandler = changed ? metadataFor(this.#o.grpc, md, j.request.headers) : md;
     this.#ctx = joinWholeContext(j.admission.context);

@@ -38,7 +38,7 @@ import type { FailureKind } from '../../core/outcome.ts';
 import type { AnyResource } from '../../config/resource.ts';
 import type { ClusterState } from '../../outbound/cluster-state.ts';
 import type { HostState } from '../../routing/balancer/host.ts';
-import { DEFAULT_CONNECT_TIMEOUT_MS } from '../../routing/cluster-settings.ts';
+import { DEFAULT_CONNECT_TIMEOUT_MS, type TcpKeepalive } from '../../routing/cluster-settings.ts';
 import { CredentialHolder } from '../../security/identity/credentials.ts';
 import type { TlsFiles } from '../../security/tls-files.ts';
 import { type ClientTlsOptions, TlsEnvironment } from '../undici/tls-plans.ts';
@@ -61,15 +61,18 @@ export class GrpcTransport {
   readonly #envoyHeaders: boolean;
   /** MeshConfig's `connectTimeout`: PassthroughCluster's connect timeout. */
   #connectTimeoutMs: number;
+  /** MeshConfig's `tcpKeepalive`: the PassthroughCluster's too (cluster_builder.go buildDefaultPassthroughCluster → applyConnectionPool). */
+  readonly #keepalive: TcpKeepalive | undefined;
 
   /**
    * `clock`: the mesh clock; `credentials`: the workload's certificate for mTLS (new connections use
    * a new issue at once); `tls`: MeshConfig's settings; `envoyHeaders`: false when Istio's
    * `proxyHeaders.envoyDebugHeaders` is disabled; `connectTimeoutMs`: MeshConfig's `connectTimeout`
-   * (PassthroughCluster's, and clusters' whose DestinationRule sets none).
+   * (PassthroughCluster's, and clusters' whose DestinationRule sets none); `tcpKeepalive`: MeshConfig's.
    */
-  constructor(clock: Clock, credentials: CredentialHolder = new CredentialHolder(), tls: ClientTlsOptions = {}, envoyHeaders = true, connectTimeoutMs = DEFAULT_CONNECT_TIMEOUT_MS) {
+  constructor(clock: Clock, credentials: CredentialHolder = new CredentialHolder(), tls: ClientTlsOptions = {}, envoyHeaders = true, connectTimeoutMs = DEFAULT_CONNECT_TIMEOUT_MS, tcpKeepalive?: TcpKeepalive) {
     this.#clock = clock;
+    this.#keepalive = tcpKeepalive;
     this.#envoyHeaders = envoyHeaders;
     this.#connectTimeoutMs = connectTimeoutMs;
     this.#passthrough = new PassthroughConns(clock, userAgent(), envoyHeaders);
@@ -128,9 +131,14 @@ export class GrpcTransport {
 
   /** Sends a call for a host outside the mesh to the address the caller named. */
   readonly passthrough: Dispatch = (ex, handler) => {
-    // A resolution-NONE cluster's connect timeout (its DestinationRule's, else the mesh's) and TCP keepalive; ALLOW_ANY's PassthroughCluster: the mesh's connect timeout (MeshConfig connectTimeout), no keepalive.
+    // A resolution-NONE cluster's connection pool settings (connect timeout and TCP keepalive over the mesh's, PINGs, idle timeout: passthrough.ts);
+    // ALLOW_ANY's PassthroughCluster: MeshConfig's connectTimeout and tcpKeepalive.
     const cs = ex.cluster as ClusterState | undefined;
-    const conn = cs === undefined ? this.#passthrough.get(ex.urlAuthority, this.#connectTimeoutMs) : this.#passthrough.get(ex.urlAuthority, cs.connectTimeoutMs, cs.cluster.settings.connectionPool.tcpKeepalive);
+    const pool = cs?.cluster.settings.connectionPool;
+    const conn =
+      cs === undefined || pool === undefined
+        ? this.#passthrough.get(ex.urlAuthority, { connectTimeoutMs: this.#connectTimeoutMs, tcpKeepalive: this.#keepalive })
+        : this.#passthrough.get(ex.urlAuthority, { connectTimeoutMs: cs.connectTimeoutMs, tcpKeepalive: cs.tcpKeepalive, ping: pool.http2KeepAlive, idleTimeoutMs: pool.idleTimeoutMs });
     new GrpcAttempt(ex, handler, conn, this.#passthrough, undefined).start();
   };
 

@@ -17,7 +17,7 @@ import type { ConnectionInfo, InboundGuard, Judgement } from '../../inbound/guar
 import { normalizePath, type PathNormalization } from '../../core/path-normalization.ts';
 import { isGrpcContentType } from '../../core/classify.ts';
 import { finishRequestHopByHop, stripRequestHopByHop } from './hop-by-hop.ts';
-import { addOnHead, overwriteOnHead, stripHopByHopOnHead } from './on-head.ts';
+import { addOnHead, admittedOnHead, overwriteOnHead } from './on-head.ts';
 import { absoluteForm, applyAdmittedHeaders, authorityAsHost, dropRemovedQueryKeys, headersFromRaw, namesOfLastView, syncRawPath } from './headers.ts';
 import { admitWith, judgedBy } from './judged.ts';
 import { connectionOf, enterContext, first, handedToNobody, isGone, isProbeRequest, releaseOnClose, releaseOnEnd } from './node.ts';
@@ -224,7 +224,7 @@ function judgeFastify(g: InboundGuard, request: FastifyRequestLike, reply: Fasti
   }
   const slot = j.serve ? j.request.slot : undefined;
   if (slot !== undefined) releaseOnEnd(reply.raw, slot);
-  proceedFastify(request, reply, next, j, absolute, ob, l);
+  proceedFastify(request, reply, next, j, absolute, ob, l, g.proxyHeaders.envoyDebugHeaders);
 }
 
 /** A judgement that waits (see judgeObserved on why this is a function of its own). */
@@ -237,7 +237,7 @@ function judgeLater(j: Promise<Judgement>, g: InboundGuard, request: FastifyRequ
         reply.hijack();
         return;
       }
-      proceedFastify(request, reply, next, x, absolute, ob, l);
+      proceedFastify(request, reply, next, x, absolute, ob, l, g.proxyHeaders.envoyDebugHeaders);
     },
     (err: unknown) => {
       refuse(reply, ob, internalError(err), isGrpcContentType(headers['content-type']));
@@ -246,7 +246,7 @@ function judgeLater(j: Promise<Judgement>, g: InboundGuard, request: FastifyRequ
 }
 
 /** Answers a denial, or hands the app the request (its `meshlet`, headers and URL as the phases left them) inside its context. */
-function proceedFastify(request: FastifyRequestLike, reply: FastifyReplyLike, next: (err?: Error) => void, x: Judgement, absolute: boolean, ob: InboundObservation | undefined, l: RouterLeniency): void {
+function proceedFastify(request: FastifyRequestLike, reply: FastifyReplyLike, next: (err?: Error) => void, x: Judgement, absolute: boolean, ob: InboundObservation | undefined, l: RouterLeniency, timed: boolean): void {
   const raw = request.raw;
   ob?.judged(x);
   if (!x.serve) {
@@ -271,7 +271,8 @@ function proceedFastify(request: FastifyRequestLike, reply: FastifyReplyLike, ne
     syncRawPath(raw);
   }
   if (x.responseHeaders !== undefined) addOnHead(reply.raw, x.responseHeaders);
-  stripHopByHopOnHead(reply.raw);
+  // The app's answer: no hop-by-hop headers, and x-envoy-upstream-service-time unless the debug headers are off (on-head.ts).
+  admittedOnHead(reply.raw, timed);
   enterContext(raw, x, next);
 }
 

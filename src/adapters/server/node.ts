@@ -24,7 +24,7 @@ import { inboundConnectionChannel } from '../../core/observe-connections.ts';
 import { clientCertDetailsOf } from './xfcc.ts';
 import { internalError, notNormalized, writeDenial } from './denial.ts';
 import { stripRequestHopByHop } from './hop-by-hop.ts';
-import { addOnHead, overwriteOnHead, stripHopByHopOnHead } from './on-head.ts';
+import { addOnHead, admittedOnHead, overwriteOnHead } from './on-head.ts';
 import { listenInContext } from './listen-in-context.ts';
 
 export { listenInContext };
@@ -87,7 +87,7 @@ export function enterContext(req: IncomingMessage, j: Extract<Judgement, { serve
   runInWholeContextLast(j.admission.context, admitted, req, next);
 }
 
-function proceed(req: MeshRequest, res: ServerResponse, j: Judgement, next: () => void, rewrite: boolean, hostChanged: boolean, mounted: string | undefined, ob: InboundObservation | undefined): void {
+function proceed(req: MeshRequest, res: ServerResponse, j: Judgement, next: () => void, rewrite: boolean, hostChanged: boolean, mounted: string | undefined, ob: InboundObservation | undefined, timed: boolean): void {
   ob?.judged(j);
   if (!j.serve) {
     writeDenial(res, j.denial, j.grpc);
@@ -106,7 +106,8 @@ function proceed(req: MeshRequest, res: ServerResponse, j: Judgement, next: () =
   // Headers a subscriber of inbound:start added are counted only when the phases changed none (then they are rebuilt anyway).
   applyAdmittedHeaders(req, j.request, hostChanged || (!j.request.headersChanged && ob?.added === true), ob?.changed, true);
   if (j.responseHeaders !== undefined) addOnHead(res, j.responseHeaders);
-  stripHopByHopOnHead(res);
+  // The app's answer: no hop-by-hop headers, and x-envoy-upstream-service-time unless the debug headers are off (on-head.ts).
+  admittedOnHead(res, timed);
   if (mounted !== undefined) {
     const e = req as { originalUrl?: string; query?: unknown };
     if (j.request.path !== j.normalizedPath) {
@@ -244,7 +245,7 @@ function judgeNode(
   }
   const slot = j.serve ? j.request.slot : undefined;
   if (slot !== undefined) releaseOnEnd(res, slot);
-  proceed(req, res, j, next, rewrite, headersChanged, mounted, ob);
+  proceed(req, res, j, next, rewrite, headersChanged, mounted, ob, guard.proxyHeaders.envoyDebugHeaders);
 }
 
 /** A judgement that waits (see judgeObserved on why this is a function of its own). */
@@ -253,7 +254,7 @@ function judgeLater(j: Promise<Judgement>, guard: InboundGuard, req: MeshRequest
   j.then(
     (x) => {
       if (handedToNobody(req, res, x)) return;
-      proceed(req, res, x, next, rewrite, headersChanged, mounted, ob);
+      proceed(req, res, x, next, rewrite, headersChanged, mounted, ob, guard.proxyHeaders.envoyDebugHeaders);
     },
     (err: unknown) => {
       const d = internalError(err);

@@ -22,6 +22,7 @@
 import type { ServerResponse } from 'node:http';
 import { HOP_BY_HOP, isHopByHopName, UPGRADE_HOP_BY_HOP } from '../../core/hop-by-hop.ts';
 import { responseChannels } from '../../core/observe-response.ts';
+import { SERVICE_TIME_HEADER, serviceTimeText } from '../../core/upstream-service-time.ts';
 
 type AddedHeaders = Readonly<Record<string, string | readonly string[]>>;
 
@@ -30,6 +31,8 @@ interface OnHead {
   /** The `writeHead` the hook replaced (node's, or a wrapper someone installed before it). */
   readonly writeHead: ServerResponse['writeHead'];
   strip: boolean;
+  /** Writes `x-envoy-upstream-service-time` (since the response's `kAdmittedAt`). */
+  timed: boolean;
   add: AddedHeaders | undefined;
   overName: string | undefined;
   overValue: string;
@@ -39,11 +42,14 @@ interface OnHead {
 export type HeadSeen = (status: number, names: string[], grpcStatus: string | undefined) => void;
 
 const kOnHead = Symbol('meshlet.onHead');
-type Res = ServerResponse & { [kOnHead]?: OnHead };
+/** When the request was handed to the app (`performance.now()`), for `x-envoy-upstream-service-time`. */
+const kAdmittedAt = Symbol('meshlet.admittedAt');
+type Res = ServerResponse & { [kOnHead]?: OnHead; [kAdmittedAt]?: number };
 
 /** What a shared hook does (kept on the hook itself). */
 interface SharedState {
   readonly strip: boolean;
+  readonly timed: boolean;
   readonly overName: string | undefined;
   readonly overValue: string;
 }
@@ -58,16 +64,16 @@ type SharedHook = ServerResponse['writeHead'] & { [kShared]: SharedState };
  */
 const sharedHooks = new Map<string, SharedHook>();
 
-function sharedHook(strip: boolean, overName: string | undefined, overValue: string): SharedHook {
-  const key = `${strip ? 's' : '-'}${overName === undefined ? '' : `${overName}\n${overValue}`}`;
+function sharedHook(strip: boolean, timed: boolean, overName: string | undefined, overValue: string): SharedHook {
+  const key = `${strip ? 's' : '-'}${timed ? 't' : '-'}${overName === undefined ? '' : `${overName}\n${overValue}`}`;
   let hook = sharedHooks.get(key);
   if (hook === undefined) {
-    const state: SharedState = { strip, overName, overValue };
+    const state: SharedState = { strip, timed, overName, overValue };
     hook = function sharedOnHead(this: ServerResponse, status: number, a?: unknown, b?: unknown): ServerResponse {
       const writeHead = (Object.getPrototypeOf(this) as ServerResponse).writeHead;
       this.writeHead = writeHead;
       // biome-ignore lint/complexity/noArguments: how many were given, without a rest list per response
-      return run(this, writeHead, state.strip, undefined, state.overName, state.overValue, status, arguments.length, a, b);
+      return run(this, writeHead, state.strip, state.timed, undefined, state.overName, state.overValue, status, arguments.length, a, b);
     } as SharedHook;
     hook[kShared] = state;
     sharedHooks.set(key, hook);
@@ -85,17 +91,17 @@ function unwrapped(res: ServerResponse): boolean {
   return !Object.hasOwn(res, 'writeHead');
 }
 
-const NOTHING: SharedState = { strip: false, overName: undefined, overValue: '' };
+const NOTHING: SharedState = { strip: false, timed: false, overName: undefined, overValue: '' };
 
 /**
  * Gives the response the shared hook of its plan with `strip` (when given) or the overwrite of
  * `overName` (when given) added; false when it cannot have one (a plan of its own, or a
  * `writeHead` someone else wrapped), and the plan is to change instead.
  */
-function toShared(res: ServerResponse, strip: boolean | undefined, overName: string | undefined, overValue: string): boolean {
+function toShared(res: ServerResponse, strip: boolean | undefined, timed: boolean | undefined, overName: string | undefined, overValue: string): boolean {
   const now = sharedStateOf(res) ?? ((res as Res)[kOnHead] === undefined && unwrapped(res) ? NOTHING : undefined);
   if (now === undefined) return false;
-  res.writeHead = overName === undefined ? sharedHook(strip ?? now.strip, now.overName, now.overValue) : sharedHook(strip ?? now.strip, overName, overValue);
+  res.writeHead = overName === undefined ? sharedHook(strip ?? now.strip, timed ?? now.timed, now.overName, now.overValue) : sharedHook(strip ?? now.strip, timed ?? now.timed, overName, overValue);
   return true;
 }
 
@@ -103,8 +109,8 @@ function planOf(res: Res): OnHead {
   let p = res[kOnHead];
   if (p === undefined) {
     const shared = sharedStateOf(res);
-    if (shared !== undefined) p = { writeHead: (Object.getPrototypeOf(res) as ServerResponse).writeHead, strip: shared.strip, add: undefined, overName: shared.overName, overValue: shared.overValue };
-    else p = { writeHead: res.writeHead, strip: false, add: undefined, overName: undefined, overValue: '' };
+    if (shared !== undefined) p = { writeHead: (Object.getPrototypeOf(res) as ServerResponse).writeHead, strip: shared.strip, timed: shared.timed, add: undefined, overName: shared.overName, overValue: shared.overValue };
+    else p = { writeHead: res.writeHead, strip: false, timed: false, add: undefined, overName: undefined, overValue: '' };
     res[kOnHead] = p;
     res.writeHead = onHead as ServerResponse['writeHead'];
   }
@@ -113,7 +119,25 @@ function planOf(res: Res): OnHead {
 
 /** Takes the app's hop-by-hop headers off its response when the head is written (installed once the request is the app's, so the mesh's own answers — a denial's `connection: close` — keep theirs). */
 export function stripHopByHopOnHead(res: ServerResponse): void {
-  if (!toShared(res, true, undefined, '')) planOf(res).strip = true;
+  if (!toShared(res, true, undefined, undefined, '')) planOf(res).strip = true;
+}
+
+/**
+ * The request is the app's now: its hop-by-hop headers come off its response head
+ * ({@link stripHopByHopOnHead}) and, when `timed` (Istio's `proxyHeaders.envoyDebugHeaders` not
+ * disabled), the head gets `x-envoy-upstream-service-time`, the ms from now to the head, replacing
+ * the app's own — as the inbound sidecar's router writes it on the app's response
+ * (source/common/router/router.cc `Filter::onUpstreamHeaders`, `setEnvoyUpstreamServiceTime`;
+ * istiod's inbound router has `suppress_envoy_headers` only when the debug headers are disabled:
+ * pilot/pkg/networking/core/listener_inbound.go). Timed with `performance.now()`, as the inbound
+ * deadlines are. One number stored on the response, no closure.
+ */
+export function admittedOnHead(res: ServerResponse, timed: boolean): void {
+  if (timed) (res as Res)[kAdmittedAt] = performance.now();
+  if (toShared(res, true, timed || undefined, undefined, '')) return;
+  const p = planOf(res);
+  p.strip = true;
+  if (timed) p.timed = true;
 }
 
 /** Adds `headers` to the response when its head is written, after whatever the app set. */
@@ -130,7 +154,7 @@ export function addOnHead(res: ServerResponse, headers: AddedHeaders): void {
 
 /** Sets `name` to `value` on the response when its head is written, replacing whatever the app set. */
 export function overwriteOnHead(res: ServerResponse, name: string, value: string): void {
-  if (toShared(res, undefined, name, value)) return;
+  if (toShared(res, undefined, undefined, name, value)) return;
   const p = planOf(res);
   p.overName = name;
   p.overValue = value;
@@ -152,11 +176,11 @@ function onHead(this: Res, status: number, a?: unknown, b?: unknown): ServerResp
   const p = this[kOnHead] as OnHead;
   this.writeHead = p.writeHead;
   // biome-ignore lint/complexity/noArguments: how many were given, without a rest list per response
-  return run(this, p.writeHead, p.strip, p.add, p.overName, p.overValue, status, arguments.length, a, b);
+  return run(this, p.writeHead, p.strip, p.timed, p.add, p.overName, p.overValue, status, arguments.length, a, b);
 }
 
 /** The plan's steps on the head `writeHead(status, a, b)` (`count`: how many arguments were given), then the replaced `writeHead`. */
-function run(res: ServerResponse, writeHead: ServerResponse['writeHead'], strip: boolean, add: AddedHeaders | undefined, overName: string | undefined, overValue: string, status: number, count: number, a: unknown, b: unknown): ServerResponse {
+function run(res: ServerResponse, writeHead: ServerResponse['writeHead'], strip: boolean, timed: boolean, add: AddedHeaders | undefined, overName: string | undefined, overValue: string, status: number, count: number, a: unknown, b: unknown): ServerResponse {
   // writeHead(status, headers), writeHead(status, statusMessage, headers), or any third argument
   // given (node's writeHead reads its headers there whenever it is not null: `obj ??= reason`).
   const third = typeof a === 'string' || (count > 2 && b != null);
@@ -164,6 +188,7 @@ function run(res: ServerResponse, writeHead: ServerResponse['writeHead'], strip:
   let out = given;
   if (strip) out = stripped(res, status, out);
   if (add !== undefined) out = added(res, add, out);
+  if (timed) out = overwritten(res, SERVICE_TIME_HEADER, serviceTimeText(Math.max(0, Math.floor(performance.now() - ((res as Res)[kAdmittedAt] ?? 0)))), out);
   if (overName !== undefined) out = overwritten(res, overName, overValue, out);
   // What is written: the headers set on the response and those given here (node merges them in writeHead).
   if (responseChannels.inbound.hasSubscribers) {
@@ -251,13 +276,17 @@ function overwritten(res: ServerResponse, name: string, value: string, given: un
     out.push(name, value);
     return out;
   }
-  res.setHeader(name, value);
-  if (given === null || typeof given !== 'object') return given;
-  let any = false;
-  for (const k in given) if (k.length === name.length && k.toLowerCase() === name) any = true;
-  if (!any) return given;
-  const obj = { ...(given as Record<string, unknown>) };
-  for (const k of Object.keys(obj)) if (k.toLowerCase() === name) delete obj[k];
+  if (given === null || typeof given !== 'object') {
+    res.setHeader(name, value);
+    return given;
+  }
+  // writeHead's own headers: the header goes into a copy of them (the app's object left as it
+  // was). Set with setHeader instead, it would put node's writeHead on its slow path — every
+  // header of the object through setHeader — for a response the app set nothing on before.
+  if (res.hasHeader(name)) res.removeHeader(name);
+  const obj: Record<string, unknown> = {};
+  for (const k in given) if (!(k.length === name.length && k.toLowerCase() === name)) obj[k] = (given as Record<string, unknown>)[k];
+  obj[name] = value;
   return obj;
 }
 

@@ -29,7 +29,8 @@ export function dispatchOptions(ex: Exchange, expected: boolean, origin: string 
   // As Envoy's setTimeoutHeaders: the per-try timeout when the route has one, else the route's,
   // and never more than what is left of the call's deadline.
   if (expected && ex.clock !== undefined && ex.route !== undefined) {
-    const left = ex.deadline === Number.POSITIVE_INFINITY ? Number.POSITIVE_INFINITY : Math.ceil(ex.deadline - ex.clock.now());
+    // What was left when the attempt started (Envoy writes it then, before the pool's wait: exchange-state.ts attemptAt).
+    const left = ex.deadline === Number.POSITIVE_INFINITY ? Number.POSITIVE_INFINITY : Math.ceil(ex.deadline - (ex.attemptAt >= 0 ? ex.attemptAt : ex.clock.now()));
     const ms = ex.perTryTimeoutMs === undefined ? left : Math.min(left, ex.perTryTimeoutMs);
     if (ms !== Number.POSITIVE_INFINITY) ex.headers[EXPECTED_TIMEOUT_HEADER] = String(Math.max(1, ms));
   }

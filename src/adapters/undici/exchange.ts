@@ -12,7 +12,7 @@ import type { MeshletError } from '../../core/errors.ts';
 import { httpToGrpc } from '../../core/grpc-status.ts';
 import { localReplyText } from '../../core/local-reply.ts';
 import { FLAGS_HEADER, FLAGS_HEADER_RAW, failureHeaders, grpcAnswerHeaders, OVERLOADED_HEADER, rawFrom } from './render.ts';
-import { removeHopByHop, UPGRADE_HOP_BY_HOP } from '../../core/hop-by-hop.ts';
+import { HOP_BY_HOP, namesUpgrade, removeHopByHop, UPGRADE_HOP_BY_HOP } from '../../core/hop-by-hop.ts';
 import { SERVICE_TIME_HEADER, serviceTimeAt } from '../../core/upstream-service-time.ts';
 
 /** undici's controllers carry the raw header lists as received. */
@@ -99,9 +99,11 @@ export class UndiciExchange extends Exchange implements BodySentListener {
       rebuild = true;
     }
     // The upstream connection's own headers are not the app's: Envoy's connection manager removes
-    // them from every response (mutateResponseHeaders; an upgrade's 101 does not come here).
+    // them from every response (mutateResponseHeaders; an upgrade's 101 does not come here) — but
+    // an upgrade request's answer that is an upgrade by its headers (`connection` naming upgrade,
+    // and `upgrade`), whatever its status, keeps those two (`isUpgrade(request) && isUpgrade(response)`).
     if (headers.connection !== undefined || headers['keep-alive'] !== undefined || headers['transfer-encoding'] !== undefined || headers['proxy-connection'] !== undefined || headers.upgrade !== undefined) {
-      headers = removeHopByHop(headers, raw);
+      headers = removeHopByHop(headers, raw, headers.upgrade !== undefined && typeof (this.options as { upgrade?: unknown } | undefined)?.upgrade === 'string' && namesUpgrade(headers.connection) ? UPGRADE_HOP_BY_HOP : HOP_BY_HOP);
     }
     if (this.flags !== '') headers[FLAGS_HEADER] = this.flags;
     // The mesh's own headers go at the end of the upstream's raw list, unless it is rebuilt from the object.

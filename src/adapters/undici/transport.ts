@@ -32,7 +32,7 @@ import type { Dispatch } from '../../core/layer.ts';
 import type { ClusterState, ClusterTransport } from '../../outbound/cluster-state.ts';
 import { UNLIMITED } from '../../policies/limits.ts';
 import type { HostState } from '../../routing/balancer/host.ts';
-import { DEFAULT_CONNECT_TIMEOUT_MS } from '../../routing/cluster-settings.ts';
+import { DEFAULT_CONNECT_TIMEOUT_MS, type TcpKeepalive } from '../../routing/cluster-settings.ts';
 
 /** The undici Pool options for a cluster, from its compiled connection-pool settings. */
 export function poolOptions(cs: ClusterState): Pool.Options {
@@ -50,8 +50,9 @@ export function poolOptions(cs: ClusterState): Pool.Options {
   if (pool.maxRequestsPerConnection !== undefined) o.maxRequestsPerClient = pool.maxRequestsPerConnection;
   // maxConnectionDuration: a connection older than this is given no new request and closes once its requests end (Envoy drains it).
   if (pool.maxConnectionDurationMs !== undefined) o.clientTtl = pool.maxConnectionDurationMs;
-  // TCP keepalive: undici's default (probes after 60 s idle) unless the DestinationRule sets it.
-  if (pool.tcpKeepalive !== undefined) o.connect = keepaliveConnector(cs.connectTimeoutMs, cs.h2, pool.tcpKeepalive) as never;
+  // TCP keepalive: undici's default (probes after 60 s idle) unless the DestinationRule or MeshConfig sets it.
+  const keepalive = cs.tcpKeepalive;
+  if (keepalive !== undefined) o.connect = keepaliveConnector(cs.connectTimeoutMs, cs.h2, keepalive) as never;
   if (cs.h2) {
     o.allowH2 = true;
     (o as { useH2c?: boolean }).useH2c = true;
@@ -150,7 +151,7 @@ class ClusterPools implements ClusterTransport {
       return e;
     }
     const origin = `${plan === undefined ? 'http' : 'https'}://${formatHostPort(host.endpoint.address, host.endpoint.port)}`;
-    const opts = plan === undefined ? this.options : { ...this.options, connect: tlsConnector(plan, this.#connectTimeoutMs, this.#clock, this.#cs.cluster.settings.connectionPool.tcpKeepalive, host.endpoint.hostname) as never };
+    const opts = plan === undefined ? this.options : { ...this.options, connect: tlsConnector(plan, this.#connectTimeoutMs, this.#clock, this.#cs.tcpKeepalive, host.endpoint.hostname) as never };
     const next: HostPools = {
       endpoint: host.endpoint,
       epoch: this.#env.epoch,
@@ -173,9 +174,8 @@ class ClusterPools implements ClusterTransport {
   /** The app's own TLS (`https://`) to the endpoint, naming (SNI) and verifying the service's host. */
   https(host: HostState, e: HostPools, servername: string): Pool {
     if (e.https === undefined) {
-      const k = this.#cs.cluster.settings.connectionPool.tcpKeepalive;
       const sn = servername.startsWith('*') ? undefined : servername;
-      const opts = { ...this.options, connect: clockedConnector(this.#connectTimeoutMs, this.#clock, this.#cs.h2, k, sn) as never };
+      const opts = { ...this.options, connect: clockedConnector(this.#connectTimeoutMs, this.#clock, this.#cs.h2, this.#cs.tcpKeepalive, sn) as never };
       e.https = observedPool(new Pool(`https://${formatHostPort(host.endpoint.address, host.endpoint.port)}`, opts), this.#cs);
     }
     return e.https;
@@ -188,7 +188,7 @@ class ClusterPools implements ClusterTransport {
     if (plan === undefined) return undefined;
     const p = this.#passthrough;
     if (p !== undefined && p.key === plan.key) return p.agent;
-    const agent = trackedAgent({ ...this.options, connect: tlsConnector(plan, this.#connectTimeoutMs, this.#clock, this.#cs.cluster.settings.connectionPool.tcpKeepalive) as never });
+    const agent = trackedAgent({ ...this.options, connect: tlsConnector(plan, this.#connectTimeoutMs, this.#clock, this.#cs.tcpKeepalive) as never });
     this.#passthrough = { key: plan.key, agent };
     if (p !== undefined) this.#drainOne(p.agent);
     return agent;
@@ -202,7 +202,7 @@ class ClusterPools implements ClusterTransport {
   plain(): Agent {
     if (this.#plain === undefined) {
       // HTTP/2 by prior knowledge to an HTTP/2 port; else an https:// URL may agree on it, as through the mesh's own agent.
-      const connect = clockedConnector(this.#connectTimeoutMs, this.#clock, this.#cs.h2 ? true : undefined, this.#cs.cluster.settings.connectionPool.tcpKeepalive);
+      const connect = clockedConnector(this.#connectTimeoutMs, this.#clock, this.#cs.h2 ? true : undefined, this.#cs.tcpKeepalive);
       this.#plain = trackedAgent({ ...this.options, connect: connect as never });
     }
     return this.#plain;
@@ -266,6 +266,8 @@ export class UndiciTransport {
   /** PassthroughCluster: no request timeout (as poolOptions), MeshConfig's `connectTimeout`. */
   #agent: ReturnType<typeof trackedAgent>;
   #passthroughConnectTimeoutMs: number;
+  /** MeshConfig's `tcpKeepalive`: istiod applies it to the PassthroughCluster as to every cluster (cluster_builder.go buildDefaultPassthroughCluster → applyConnectionPool). */
+  readonly #keepalive: TcpKeepalive | undefined;
   /** Passthrough agents a changed connect timeout replaced, draining their calls in flight. */
   readonly #retiring = new Set<ReturnType<typeof trackedAgent>>();
   readonly #clock: Clock;
@@ -277,11 +279,12 @@ export class UndiciTransport {
    * `clock`: the mesh clock (close()'s grace period runs on it); `credentials`: the workload's
    * certificate for mTLS (new connections use a new issue at once); `tls`: MeshConfig's settings;
    * `envoyHeaders`: false when Istio's `proxyHeaders.envoyDebugHeaders` is disabled;
-   * `connectTimeoutMs`: MeshConfig's `connectTimeout` (PassthroughCluster's).
+   * `connectTimeoutMs`: MeshConfig's `connectTimeout` (PassthroughCluster's); `tcpKeepalive`: MeshConfig's (PassthroughCluster's too).
    */
-  constructor(clock: Clock, credentials: CredentialHolder = new CredentialHolder(), tls: ClientTlsOptions = {}, envoyHeaders = true, connectTimeoutMs = DEFAULT_CONNECT_TIMEOUT_MS) {
+  constructor(clock: Clock, credentials: CredentialHolder = new CredentialHolder(), tls: ClientTlsOptions = {}, envoyHeaders = true, connectTimeoutMs = DEFAULT_CONNECT_TIMEOUT_MS, tcpKeepalive?: TcpKeepalive) {
+    this.#keepalive = tcpKeepalive;
     // An https:// URL's connect timeout on the mesh clock, as the clusters' TLS connects are timed.
-    this.#agent = passthroughAgent(connectTimeoutMs, clock);
+    this.#agent = passthroughAgent(connectTimeoutMs, clock, tcpKeepalive);
     this.#passthroughConnectTimeoutMs = connectTimeoutMs;
     this.#clock = clock;
     this.#env = new TlsEnvironment(credentials, tls, clock);
@@ -371,13 +374,10 @@ export class UndiciTransport {
   passthroughConnectTimeout(ms: number): void {
     if (ms === this.#passthroughConnectTimeoutMs) return;
     const old = this.#agent;
-    this.#agent = passthroughAgent(ms, this.#clock);
+    this.#agent = passthroughAgent(ms, this.#clock, this.#keepalive);
     this.#passthroughConnectTimeoutMs = ms;
     this.#retiring.add(old);
-    old
-      .close()
-      .catch(() => undefined)
-      .finally(() => this.#retiring.delete(old));
+    old.close().catch(() => undefined).finally(() => this.#retiring.delete(old));
   }
 
   /** Closes the passthrough agent: calls in flight may finish for `graceMs`, then they are cancelled. */
@@ -388,11 +388,11 @@ export class UndiciTransport {
 }
 
 /** The PassthroughCluster's agent: no request timeout (as poolOptions), connects within `connectTimeoutMs` on the mesh clock. */
-function passthroughAgent(connectTimeoutMs: number, clock: Clock): ReturnType<typeof trackedAgent> {
-  return trackedAgent({ headersTimeout: 0, bodyTimeout: 0, connect: clockedConnector(connectTimeoutMs, clock, undefined, undefined) as never });
+function passthroughAgent(connectTimeoutMs: number, clock: Clock, keepalive: TcpKeepalive | undefined): ReturnType<typeof trackedAgent> {
+  return trackedAgent({ headersTimeout: 0, bodyTimeout: 0, connect: clockedConnector(connectTimeoutMs, clock, undefined, keepalive) as never });
 }
 
 /** What a cluster's pools are made with (a connect function is not in JSON: its keepalive settings stand for it). */
 function poolKey(o: Pool.Options, cs: ClusterState): string {
-  return JSON.stringify([o, cs.cluster.settings.connectionPool.tcpKeepalive ?? null]);
+  return JSON.stringify([o, cs.tcpKeepalive ?? null]);
 }

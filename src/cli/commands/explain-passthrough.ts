@@ -6,6 +6,7 @@
  * @module
  */
 import type { Explanation } from '../../outbound/explain.ts';
+import { formatHostPort } from '../../core/host-port.ts';
 import { out } from '../args.ts';
 
 /** The PassthroughCluster of a `passthrough` outcome, in the shape of the document's other destinations. */
@@ -13,9 +14,11 @@ export function passthroughDestinations(e: Explanation) {
   if (e.outcome !== 'passthrough') return [];
   return e.targets.map((t) => {
     const colon = t.destination.lastIndexOf(':');
+    const host = t.destination.slice(0, colon);
     return {
       tls: null,
-      host: t.destination.slice(0, colon),
+      // The host, as the other destinations' (an IPv6 address without the brackets of its `[::1]:80` form).
+      host: host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host,
       port: Number(t.destination.slice(colon + 1)),
       subset: null,
       weight: 100,
@@ -38,7 +41,8 @@ export function passthroughDestinations(e: Explanation) {
 export function printPassthrough(dests: readonly { host: string; port: number; percent: number; cluster: string | null; loadBalancer: string | null; connectionPool: string | null }[]): number {
   for (const d of dests) {
     out('Destinations:');
-    out(`  ${d.host}:${d.port}  ${d.percent}%  ${d.cluster}`);
+    // An address as Envoy prints one: `[::1]:80` for IPv6.
+    out(`  ${formatHostPort(d.host, d.port)}  ${d.percent}%  ${d.cluster}`);
     out(`    load balancing:     ${d.loadBalancer}`);
     out(`    connection pool:    ${d.connectionPool}`);
   }

@@ -14,6 +14,7 @@ import type { NetworkSettings } from '../../config/network-topology.ts';
 import { networkSettings } from '../../mesh-network-options.ts';
 import { readMeshConfigFile } from '../mesh-config-file.ts';
 import { compileSnapshot } from '../../routing/compile.ts';
+import { wholeSecondsKeepalive } from '../../routing/cluster-settings.ts';
 import { checkNamespaceOption, out, parseLabels, UsageError } from '../args.ts';
 import { loadInputs, refuseInvalidConfig, reportAdvisories } from '../input.ts';
 import { OUTPUT_HELP, OUTPUT_OPTION, outputFormat, printDocument } from '../output.ts';
@@ -95,7 +96,7 @@ export async function routesCommand(argv: string[]): Promise<number> {
   // Gateways by host name: unresolved (a mesh resolves them at run time), or resolved here once.
   const names = values['resolve-gateways'] === true ? await resolveGatewayNames(snap.gatewayHostnames) : undefined;
   if (names !== undefined && names.size > 0) snap = compile({ ...networks, gatewayAddresses: (n) => names.get(n)?.addresses });
-  const client = { labels, locality, meshLocality: meshConfig?.localityLbSetting, meshConnectTimeoutMs: meshConfig?.connectTimeoutMs };
+  const client = { labels, locality, meshLocality: meshConfig?.localityLbSetting, meshConnectTimeoutMs: meshConfig?.connectTimeoutMs, meshTcpKeepalive: meshConfig?.tcpKeepalive === undefined ? undefined : wholeSecondsKeepalive(meshConfig.tcpKeepalive.timeMs, meshConfig.tcpKeepalive.intervalMs, meshConfig.tcpKeepalive.probes) };
   const shown = (name: string) => values.host === undefined || name.includes(values.host);
   const vhosts = snap.routes.virtualHosts.filter((vh) => shown(vh.name));
   const clusters = [...snap.clusters.values()].filter((c) => shown(c.name));

@@ -27,6 +27,7 @@ const MESH_CONFIG_OPTIONS: ReadonlyMap<string, string> = new Map([
   ['defaultConfig.proxyHeaders', 'createMesh({ proxyHeaders })'],
   ['localityLbSetting', 'createMesh({ localityLbSetting })'],
   ['connectTimeout', 'createMesh({ connectTimeoutMs })'],
+  ['tcpKeepalive', 'createMesh({ tcpKeepalive })'],
   ['defaultHttpRetryPolicy', 'createMesh({ defaultHttpRetryPolicy })'],
   ['defaultConfig.tracing.sampling', 'createMesh({ telemetry: { tracing: { samplingPercentage } } })'],
 ]);
