@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { createMesh, ManualClock, type Mesh, type MeshOptions } from '../../src/index.ts';
 import { blackhole, endsAtConnectTimeout } from '../helpers/blackhole.ts';
-import { call, destinationRule, serviceEntry, startUpstream, type Upstream } from '../helpers/upstreams.ts';
+import { call, startFlakyUpstream, destinationRule, serviceEntry, startUpstream, type Upstream } from '../helpers/upstreams.ts';
 import { quietLogger, shortJitter, startTestControlPlane, type TestControlPlane, until } from './client-helpers.ts';
 
 const open: { close(): unknown }[] = [];
@@ -21,21 +21,10 @@ after(async () => {
   for (const o of open.reverse()) await o.close();
 });
 
-/** An upstream that answers 503 to every odd request and 200 to every even one (counting from 1). */
 async function flaky(): Promise<Upstream & { reset(): void }> {
-  let n = 0;
-  const u = await startUpstream('flaky', (_req, res) => {
-    n++;
-    res.statusCode = n % 2 === 1 ? 503 : 200;
-    res.end(n % 2 === 1 ? 'down' : 'up');
-  });
+  const u = await startFlakyUpstream();
   open.push(u);
-  return Object.assign(u, {
-    reset: () => {
-      n = 0;
-      u.seen.length = 0;
-    },
-  });
+  return u;
 }
 
 async function controlPlane(files: Record<string, object[]>, meshConfig: Record<string, unknown> | undefined, heartbeatMs?: number): Promise<TestControlPlane> {

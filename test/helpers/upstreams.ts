@@ -207,3 +207,19 @@ export async function call(mesh: { fetch(u: string, i?: RequestInit): Promise<Re
   const body = await res.text();
   return { status: res.status, body, upstream: res.headers.get('x-upstream'), flags: res.headers.get('x-meshlet-response-flags'), headers: res.headers };
 }
+
+/** An upstream that answers 503 to every odd request and 200 to every even one (counting from 1); `reset()` starts the count and its log again. */
+export async function startFlakyUpstream(name = 'flaky'): Promise<Upstream & { reset(): void }> {
+  let n = 0;
+  const u = await startUpstream(name, (_req, res) => {
+    n++;
+    res.statusCode = n % 2 === 1 ? 503 : 200;
+    res.end(n % 2 === 1 ? 'down' : 'up');
+  });
+  return Object.assign(u, {
+    reset: () => {
+      n = 0;
+      u.seen.length = 0;
+    },
+  });
+}
