@@ -11,7 +11,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { rfc2253 } from '../../src/adapters/server/xfcc.ts';
+import { rfc2253 } from '../../src/core/certificate-text.ts';
 import { skipWithout } from '../helpers/tools.ts';
 
 function openssl(args: string[]): Promise<string> {

@@ -15,7 +15,7 @@
 import { X509Certificate } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
 import type { ProxyHeaders } from '../../core/proxy-headers.ts';
-import { sansOf } from '../../security/identity/spiffe.ts';
+import { rfc2253, sansOf, urlEncodePem } from '../../core/certificate-text.ts';
 
 type Details = ProxyHeaders['details'];
 
@@ -61,38 +61,4 @@ export function clientCertDetails(peer: Pick<PeerCertificate, 'raw' | 'subjectal
   }
   if (details.dns) for (const d of sansOf(peer.subjectaltname, 'DNS')) out.push(`DNS=${d}`);
   return out.join(';');
-}
-
-/** PEM text as Envoy puts it in XFCC (`urlEncodedPemEncodedPeerCertificate`): five characters escaped. */
-function urlEncodePem(pem: string): string {
-  return pem.replaceAll('\n', '%0A').replaceAll(' ', '%20').replaceAll('+', '%2B').replaceAll('/', '%2F').replaceAll('=', '%3D');
-}
-
-/**
- * A subject in RFC 2253 form, as OpenSSL's `X509_NAME_print_ex(…, XN_FLAG_RFC2253)` prints it for
- * Envoy, from Node's `X509Certificate.subject` (one line per RDN, ` + ` between the attributes
- * of a multi-valued RDN, already escaped as RFC 2253 escapes them): the attributes last first,
- * `,` between RDNs and `+` within one, and every byte of a non-ASCII character as `\XX`.
- */
-export function rfc2253(subject: string | undefined): string {
-  // Node gives no subject (undefined) for an empty one, as Istio's workload certificates have.
-  if (subject === undefined || subject === '') return '';
-  const rdns = subject.split('\n');
-  const out: string[] = [];
-  for (let i = rdns.length - 1; i >= 0; i--) out.push((rdns[i] as string).split(' + ').reverse().join('+'));
-  return escapeNonAscii(out.join(','));
-}
-
-function escapeNonAscii(s: string): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: the ASCII range is what stays as it is.
-  if (/^[\x00-\x7f]*$/.test(s)) return s;
-  let out = '';
-  for (const ch of s) {
-    if (ch.charCodeAt(0) < 0x80) {
-      out += ch;
-      continue;
-    }
-    for (const b of Buffer.from(ch, 'utf8')) out += `\\${b.toString(16).toUpperCase().padStart(2, '0')}`;
-  }
-  return out;
 }

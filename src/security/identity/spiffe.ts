@@ -7,6 +7,7 @@
  */
 import type { X509Certificate } from 'node:crypto';
 import type { PeerIdentity } from '../../core/context.ts';
+import { sansOf } from '../../core/certificate-text.ts';
 
 /** The URI scheme prefix of a SPIFFE ID. */
 export const SPIFFE_PREFIX = 'spiffe://';
@@ -44,19 +45,6 @@ export function uriSans(subjectAltName: string | undefined): string[] {
   return sansOf(subjectAltName, 'URI');
 }
 
-/** The SANs of one type (`URI`, `DNS`, `IP Address`, …) of a certificate, from Node's `subjectAltName` text, in the certificate's order. */
-export function sansOf(subjectAltName: string | undefined, type: string): string[] {
-  if (subjectAltName === undefined || subjectAltName === '') return [];
-  const out: string[] = [];
-  // Entries are `TYPE:value` separated by ", "; a value with a comma is quoted (JSON).
-  const re = /(?:^|, )([A-Za-z ]+):("(?:[^"\\]|\\.)*"|[^,]*)/g;
-  for (let m = re.exec(subjectAltName); m !== null; m = re.exec(subjectAltName)) {
-    if (m[1] !== type) continue;
-    const v = m[2] as string;
-    out.push(v.startsWith('"') ? (JSON.parse(v) as string) : v);
-  }
-  return out;
-}
 
 /**
  * The peer identity a verified certificate proves: its one SPIFFE URI SAN. A certificate with no

@@ -7,7 +7,8 @@ import { responseChannels } from '../../core/observe-response.ts';
 import { type RequestRecord, serverRecord } from '../record.ts';
 import { AccessLogger } from './access-logger.ts';
 import { compileJsonFormat, compileTextFormat, FormatError, type OperatorNeed } from './format.ts';
-import { rfc2253, sansOf, sessionIdOf } from './tls-details.ts';
+import { rfc2253, sansOf } from '../../core/certificate-text.ts';
+import { sessionIdOf } from './tls-details.ts';
 
 const workload = { service: 'reviews', namespace: 'default', labels: {}, serviceAccount: 'reviews' };
 const inbound: InboundEndMessage = {
@@ -126,8 +127,10 @@ describe('TLS detail helpers', () => {
     assert.equal(rfc2253(''), '');
   });
   it('sansOf: by kind, a quoted value (one holding a comma) unquoted', () => {
-    assert.deepEqual(sansOf('URI:spiffe://td/ns/a/sa/b, DNS:a.example, IP Address:10.0.0.1, email:x@y, DNS:"b,c.example"'), { uri: ['spiffe://td/ns/a/sa/b'], dns: ['a.example', 'b,c.example'], ip: ['10.0.0.1'], email: ['x@y'] });
-    assert.deepEqual(sansOf(undefined), { uri: [], dns: [], ip: [], email: [] });
+    const san = 'URI:spiffe://td/ns/a/sa/b, DNS:a.example, IP Address:10.0.0.1, email:x@y, DNS:"b,c.example"';
+    const byKind = (s: string | undefined) => ({ uri: sansOf(s, 'URI'), dns: sansOf(s, 'DNS'), ip: sansOf(s, 'IP Address'), email: sansOf(s, 'email') });
+    assert.deepEqual(byKind(san), { uri: ['spiffe://td/ns/a/sa/b'], dns: ['a.example', 'b,c.example'], ip: ['10.0.0.1'], email: ['x@y'] });
+    assert.deepEqual(byKind(undefined), { uri: [], dns: [], ip: [], email: [] });
   });
   it('sessionIdOf: the fourth field of the session’s DER; anything else is no id', () => {
     // SEQUENCE { INTEGER 1, INTEGER 0x0304, OCTET STRING 13 02, OCTET STRING ab cd }

@@ -18,6 +18,7 @@
  * @module
  */
 import type { X509Certificate } from 'node:crypto';
+import { rfc2253, sansOf, urlEncodePem } from '../../core/certificate-text.ts';
 
 /** One certificate of a TLS connection, as the operators print it. */
 export interface CertDetails {
@@ -96,53 +97,19 @@ function tlsSocketOf(connection: object | undefined): TlsSocketLike | undefined 
   return s as TlsSocketLike;
 }
 
-/** Envoy's `XN_FLAG_RFC2253` rendering from Node's one-RDN-per-line form (already escaped as RFC 2253 says). */
-export function rfc2253(name: string): string {
-  if (name === '') return '';
-  return name.split('\n').filter((l) => l !== '').reverse().join(',');
-}
-
-interface Sans {
-  readonly uri: string[];
-  readonly dns: string[];
-  readonly ip: string[];
-  readonly email: string[];
-}
-
-/** The names of a certificate's subjectAltName by kind (Node's `URI:…, DNS:…, IP Address:…, email:…`, quoted when a value holds a comma). */
-export function sansOf(san: string | undefined): Sans {
-  const out: Sans = { uri: [], dns: [], ip: [], email: [] };
-  if (san === undefined || san === '') return out;
-  const re = /(?:^|, )([A-Za-z ]+):("(?:[^"\\]|\\.)*"|[^,]*)/g;
-  for (let m = re.exec(san); m !== null; m = re.exec(san)) {
-    const raw = m[2] as string;
-    const value = raw.startsWith('"') ? (JSON.parse(raw) as string) : raw;
-    if (m[1] === 'URI') out.uri.push(value);
-    else if (m[1] === 'DNS') out.dns.push(value);
-    else if (m[1] === 'IP Address') out.ip.push(value);
-    else if (m[1] === 'email') out.email.push(value);
-  }
-  return out;
-}
-
-/** Envoy's `PercentEncoding::urlEncode` of a PEM (its only reserved characters: newline, space, `+`, `/`, `=`). */
-function urlEncodePem(pem: string): string {
-  return pem.replace(/[\n +/=]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
-}
-
 /** What the operators print of a certificate. */
 export function certDetails(x: X509Certificate): CertDetails {
-  const sans = sansOf(x.subjectAltName);
+  const san = x.subjectAltName;
   return {
     subject: rfc2253(x.subject),
     issuer: rfc2253(x.issuer),
     serial: x.serialNumber.toLowerCase(),
     fingerprint256: x.fingerprint256.replace(/:/g, '').toLowerCase(),
     fingerprint1: x.fingerprint.replace(/:/g, '').toLowerCase(),
-    uriSans: sans.uri,
-    dnsSans: sans.dns,
-    ipSans: sans.ip,
-    emailSans: sans.email,
+    uriSans: sansOf(san, 'URI'),
+    dnsSans: sansOf(san, 'DNS'),
+    ipSans: sansOf(san, 'IP Address'),
+    emailSans: sansOf(san, 'email'),
     pemUrlEncoded: () => urlEncodePem(x.toString()),
     validFromMs: Date.parse(x.validFrom),
     validToMs: Date.parse(x.validTo),
