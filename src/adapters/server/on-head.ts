@@ -19,7 +19,7 @@
  *
  * @module
  */
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { HOP_BY_HOP, isHopByHopName, UPGRADE_HOP_BY_HOP } from '../../core/hop-by-hop.ts';
 import { responseChannels } from '../../core/observe-response.ts';
 import { SERVICE_TIME_HEADER, serviceTimeText } from '../../core/upstream-service-time.ts';
@@ -44,7 +44,37 @@ export type HeadSeen = (status: number, names: string[], grpcStatus: string | un
 const kOnHead = Symbol('meshlet.onHead');
 /** When the request was handed to the app (`performance.now()`), for `x-envoy-upstream-service-time`. */
 const kAdmittedAt = Symbol('meshlet.admittedAt');
-type Res = ServerResponse & { [kOnHead]?: OnHead; [kAdmittedAt]?: number };
+/** When a request with a body was read to its end (`performance.now()`); absent until then. */
+const kCompleteAt = Symbol('meshlet.completeAt');
+type Res = ServerResponse & { [kOnHead]?: OnHead; [kAdmittedAt]?: number; readonly req?: Req };
+type Req = IncomingMessage & { [kCompleteAt]?: number; readonly stream?: { readonly endAfterHeaders?: boolean } };
+
+/** A request's `'end'` listener (one function for all: no closure per request). */
+function completed(this: Req): void {
+  this[kCompleteAt] = performance.now();
+}
+
+/** A request whose head said it has no body: complete with its head (HTTP/2: the stream ended with its headers). */
+function bodiless(req: Req): boolean {
+  if (req.stream !== undefined) return req.stream.endAfterHeaders === true;
+  const h = req.headers;
+  return h['transfer-encoding'] === undefined && (h['content-length'] === undefined || h['content-length'] === '0');
+}
+
+/**
+ * When the service time of `res` counts from, or undefined for a premature response (the app
+ * answers before the request's body has all come: Envoy writes no service time then). From the
+ * request's end when it had a body the app read to its end; from the hand-over otherwise (a body
+ * that has all come but that the app did not read: its arrival is not seen).
+ */
+function serviceStart(res: Res): number | undefined {
+  const admitted = res[kAdmittedAt] ?? 0;
+  const req = res.req;
+  if (req === undefined || bodiless(req)) return admitted;
+  const end = req[kCompleteAt];
+  if (end !== undefined) return Math.max(admitted, end);
+  return req.complete ? admitted : undefined;
+}
 
 /** What a shared hook does (kept on the hook itself). */
 interface SharedState {
@@ -125,15 +155,23 @@ export function stripHopByHopOnHead(res: ServerResponse): void {
 /**
  * The request is the app's now: its hop-by-hop headers come off its response head
  * ({@link stripHopByHopOnHead}) and, when `timed` (Istio's `proxyHeaders.envoyDebugHeaders` not
- * disabled), the head gets `x-envoy-upstream-service-time`, the ms from now to the head, replacing
- * the app's own — as the inbound sidecar's router writes it on the app's response
- * (source/common/router/router.cc `Filter::onUpstreamHeaders`, `setEnvoyUpstreamServiceTime`;
- * istiod's inbound router has `suppress_envoy_headers` only when the debug headers are disabled:
- * pilot/pkg/networking/core/listener_inbound.go). Timed with `performance.now()`, as the inbound
- * deadlines are. One number stored on the response, no closure.
+ * disabled), the head gets `x-envoy-upstream-service-time`, replacing the app's own — as the
+ * inbound sidecar's router writes it on the app's response (source/common/router/router.cc
+ * `Filter::onUpstreamHeaders`, `setEnvoyUpstreamServiceTime`; istiod's inbound router has
+ * `suppress_envoy_headers` only when the debug headers are disabled:
+ * pilot/pkg/networking/core/listener_inbound.go): the ms from the request's end to the head (from
+ * now for a request without a body), and none on a premature response — a head written before the
+ * request's body has all come (router.cc: only once `downstream_request_complete_time_` is set).
+ * Timed with `performance.now()`, as the inbound deadlines are. One number stored on the
+ * response; a request with a body still coming gets one shared `'end'` listener, no closure.
  */
 export function admittedOnHead(res: ServerResponse, timed: boolean): void {
-  if (timed) (res as Res)[kAdmittedAt] = performance.now();
+  if (timed) {
+    (res as Res)[kAdmittedAt] = performance.now();
+    // Envoy counts from the request's end (router.cc: `downstream_request_complete_time_`).
+    const req = (res as Res).req;
+    if (req !== undefined && !bodiless(req) && !req.complete) req.once('end', completed);
+  }
   if (toShared(res, true, timed || undefined, undefined, '')) return;
   const p = planOf(res);
   p.strip = true;
@@ -188,7 +226,11 @@ function run(res: ServerResponse, writeHead: ServerResponse['writeHead'], strip:
   let out = given;
   if (strip) out = stripped(res, status, out);
   if (add !== undefined) out = added(res, add, out);
-  if (timed) out = overwritten(res, SERVICE_TIME_HEADER, serviceTimeText(Math.max(0, Math.floor(performance.now() - ((res as Res)[kAdmittedAt] ?? 0)))), out);
+  if (timed) {
+    // None on a premature response (the request not all come): the app's own, if any, passes, as through Envoy.
+    const from = serviceStart(res as Res);
+    if (from !== undefined) out = overwritten(res, SERVICE_TIME_HEADER, serviceTimeText(Math.max(0, Math.floor(performance.now() - from))), out);
+  }
   if (overName !== undefined) out = overwritten(res, overName, overValue, out);
   // What is written: the headers set on the response and those given here (node merges them in writeHead).
   if (responseChannels.inbound.hasSubscribers) {

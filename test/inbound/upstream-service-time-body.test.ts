@@ -1,0 +1,107 @@
+/**
+ * `x-envoy-upstream-service-time` on a served response counts from the request's end, and a
+ * response written before the request's body has all come has none: Envoy's router sets it in
+ * `Filter::onUpstreamHeaders` only when `downstream_request_complete_time_` is valid ("Only send
+ * upstream service time if we received the complete request and this is not a premature
+ * response", source/common/router/router.cc), as the client side already does
+ * (core/upstream-service-time.ts serviceTimeAt). Through node:http (mesh.createServer) and Fastify
+ * (mesh.fastifyOptions), with a raw client that holds the body back.
+ */
+import assert from 'node:assert/strict';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { connect, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describe, it } from 'node:test';
+import Fastify from 'fastify';
+import { createMesh, type Mesh } from '../../src/index.ts';
+
+const quiet = { warn: () => undefined, error: () => undefined };
+const NAME = 'x-envoy-upstream-service-time';
+/** How long the client holds the rest of the body back. */
+const HOLD_MS = 400;
+
+/** The app: `/early` answers at once without reading the body; `/read` answers when the body has been read to its end. */
+function app(req: IncomingMessage, res: ServerResponse): void {
+  if (req.url === '/early') {
+    res.setHeader(NAME, 'app');
+    res.end('early');
+    return;
+  }
+  req.resume();
+  req.on('end', () => res.end('read'));
+}
+
+async function nodeServer(mesh: Mesh): Promise<{ port: number; close(): Promise<void> }> {
+  const s = mesh.createServer(app);
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  return { port: (s.address() as AddressInfo).port, close: () => new Promise<void>((r) => s.close(() => r())) };
+}
+
+async function fastifyServer(mesh: Mesh): Promise<{ port: number; close(): Promise<void> }> {
+  const f = Fastify({ ...mesh.fastifyOptions() });
+  await f.register(mesh.fastify() as never);
+  // The raw body, as the app reads it.
+  f.removeAllContentTypeParsers();
+  f.addContentTypeParser('*', (_req, _payload, done) => done(null));
+  f.post('/early', (req, reply) => {
+    reply.hijack();
+    app(req.raw, reply.raw);
+  });
+  f.post('/read', (req, reply) => {
+    reply.hijack();
+    app(req.raw, reply.raw);
+  });
+  await f.listen({ port: 0, host: '127.0.0.1' });
+  return { port: (f.server.address() as AddressInfo).port, close: () => f.close() };
+}
+
+/** Sends a POST's head and half its body, holds the rest back `HOLD_MS` (or until the head came), and returns the response head's lines. */
+async function post(port: number, path: string): Promise<Map<string, string>> {
+  const sock: Socket = connect(port, '127.0.0.1');
+  await new Promise<void>((r, j) => sock.once('connect', r).once('error', j));
+  let text = '';
+  const head = new Promise<string>((resolve, reject) => {
+    sock.on('data', (d: Buffer) => {
+      text += d.toString('latin1');
+      const i = text.indexOf('\r\n\r\n');
+      if (i >= 0) resolve(text.slice(0, i));
+    });
+    sock.on('error', reject);
+  });
+  sock.write(`POST ${path} HTTP/1.1\r\nhost: httpbin\r\ncontent-type: application/octet-stream\r\ncontent-length: 10\r\n\r\n01234`);
+  const early = await Promise.race([head, sleep(HOLD_MS).then(() => undefined)]);
+  sock.write('56789');
+  const h = early ?? (await head);
+  sock.destroy();
+  const lines = new Map<string, string>();
+  for (const l of h.split('\r\n').slice(1)) {
+    const i = l.indexOf(':');
+    lines.set(l.slice(0, i).toLowerCase(), l.slice(i + 1).trim());
+  }
+  return lines;
+}
+
+for (const [name, start] of [
+  ['node:http', nodeServer],
+  ['Fastify', fastifyServer],
+] as const) {
+  describe(`${name}: x-envoy-upstream-service-time and the request's body`, () => {
+    it('a head written before the body has all come has none of the mesh (the app’s own passes); one after counts from the body’s end', async () => {
+      const mesh = await createMesh({ service: 'httpbin', config: [] as never, logger: quiet });
+      const server = await start(mesh);
+      try {
+        const early = await post(server.port, '/early');
+        assert.equal(early.get(NAME), 'app', 'a premature response: Envoy writes none, the app’s own is left');
+        const read = await post(server.port, '/read');
+        const v = read.get(NAME);
+        assert.match(v ?? '', /^\d+$/);
+        // The app answered in the same turn as the body's end; the body's wait is not the app's time.
+        assert.ok(Number(v) < HOLD_MS, `${NAME} ${v} counts from the body's end, not from the request's head ${HOLD_MS} ms before it`);
+      } finally {
+        await server.close();
+        await mesh.close();
+      }
+    });
+  });
+}
