@@ -8,13 +8,15 @@
  * (mesh.fastifyOptions), with a raw client that holds the body back.
  */
 import assert from 'node:assert/strict';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
 import Fastify from 'fastify';
 import { createMesh, type Mesh } from '../../src/index.ts';
+import { type Echo, unary } from '../helpers/grpc.ts';
+import { plainClient, startMeshGrpcServer } from '../helpers/grpc-server.ts';
 
 const quiet = { warn: () => undefined, error: () => undefined };
 const NAME = 'x-envoy-upstream-service-time';
@@ -105,3 +107,56 @@ for (const [name, start] of [
     });
   });
 }
+
+let checks = 0;
+describe('x-envoy-upstream-service-time after an external authorizer', () => {
+  /** An HTTP authorizer (envoyExtAuthzHttp) that allows every check after `HOLD_MS`. */
+  async function slowAuthorizer(): Promise<{ port: number; close(): Promise<void> }> {
+    const s = createServer((req, res) => {
+      checks++;
+      req.resume();
+      void sleep(HOLD_MS).then(() => res.end());
+    });
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    return {
+      port: (s.address() as AddressInfo).port,
+      close: () => {
+        s.closeAllConnections();
+        return new Promise<void>((r) => s.close(() => r()));
+      },
+    };
+  }
+
+  it('a gRPC call: counted from when the request reached the handler complete, not from its half-close while the authorizer decided (Envoy’s router sees the request after ext_authz)', async () => {
+    const ext = await slowAuthorizer();
+    const mesh = await createMesh({
+      service: 'echo',
+      logger: quiet,
+      extensionProviders: [{ name: 'slow-authz', envoyExtAuthzHttp: { service: '127.0.0.1', port: ext.port } }],
+      config: [
+        {
+          apiVersion: 'security.istio.io/v1',
+          kind: 'AuthorizationPolicy',
+          metadata: { name: 'ext', namespace: 'default' },
+          spec: { action: 'CUSTOM', provider: { name: 'slow-authz' }, rules: [{ to: [{ operation: { paths: ['/meshlet.test.Echo/*'] } }] }] },
+        },
+      ] as never,
+    });
+    const s = await startMeshGrpcServer(mesh, 'insecure');
+    const client = plainClient(s.port) as unknown as Echo;
+    try {
+      const r = await unary(client, { text: 'hi' });
+      assert.equal(r.error, undefined);
+      const v = r.metadata?.get(NAME)[0];
+      assert.match(String(v), /^\d+$/);
+      // The handler answers at once; the authorizer's wait came before the request reached it.
+      assert.equal(checks, 1, 'the authorizer was asked');
+      assert.ok(Number(v) < HOLD_MS, `${NAME} ${String(v)} leaves out the authorizer's ${HOLD_MS} ms`);
+    } finally {
+      client.close();
+      await s.close();
+      await mesh.close();
+      await ext.close();
+    }
+  });
+});
