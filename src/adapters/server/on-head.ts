@@ -19,10 +19,11 @@
  *
  * @module
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import { HOP_BY_HOP, isHopByHopName, UPGRADE_HOP_BY_HOP } from '../../core/hop-by-hop.ts';
 import { responseChannels } from '../../core/observe-response.ts';
 import { SERVICE_TIME_HEADER, serviceTimeText } from '../../core/upstream-service-time.ts';
+import { markAdmitted, serviceStartOf } from './served-time.ts';
 
 type AddedHeaders = Readonly<Record<string, string | readonly string[]>>;
 
@@ -31,7 +32,7 @@ interface OnHead {
   /** The `writeHead` the hook replaced (node's, or a wrapper someone installed before it). */
   readonly writeHead: ServerResponse['writeHead'];
   strip: boolean;
-  /** Writes `x-envoy-upstream-service-time` (since the response's `kAdmittedAt`). */
+  /** Writes `x-envoy-upstream-service-time` (served-time.ts: since when). */
   timed: boolean;
   add: AddedHeaders | undefined;
   overName: string | undefined;
@@ -42,39 +43,7 @@ interface OnHead {
 export type HeadSeen = (status: number, names: string[], grpcStatus: string | undefined) => void;
 
 const kOnHead = Symbol('meshlet.onHead');
-/** When the request was handed to the app (`performance.now()`), for `x-envoy-upstream-service-time`. */
-const kAdmittedAt = Symbol('meshlet.admittedAt');
-/** When a request with a body was read to its end (`performance.now()`); absent until then. */
-const kCompleteAt = Symbol('meshlet.completeAt');
-type Res = ServerResponse & { [kOnHead]?: OnHead; [kAdmittedAt]?: number; readonly req?: Req };
-type Req = IncomingMessage & { [kCompleteAt]?: number; readonly stream?: { readonly endAfterHeaders?: boolean } };
-
-/** A request's `'end'` listener (one function for all: no closure per request). */
-function completed(this: Req): void {
-  this[kCompleteAt] = performance.now();
-}
-
-/** A request whose head said it has no body: complete with its head (HTTP/2: the stream ended with its headers). */
-function bodiless(req: Req): boolean {
-  if (req.stream !== undefined) return req.stream.endAfterHeaders === true;
-  const h = req.headers;
-  return h['transfer-encoding'] === undefined && (h['content-length'] === undefined || h['content-length'] === '0');
-}
-
-/**
- * When the service time of `res` counts from, or undefined for a premature response (the app
- * answers before the request's body has all come: Envoy writes no service time then). From the
- * request's end when it had a body the app read to its end; from the hand-over otherwise (a body
- * that has all come but that the app did not read: its arrival is not seen).
- */
-function serviceStart(res: Res): number | undefined {
-  const admitted = res[kAdmittedAt] ?? 0;
-  const req = res.req;
-  if (req === undefined || bodiless(req)) return admitted;
-  const end = req[kCompleteAt];
-  if (end !== undefined) return Math.max(admitted, end);
-  return req.complete ? admitted : undefined;
-}
+type Res = ServerResponse & { [kOnHead]?: OnHead };
 
 /** What a shared hook does (kept on the hook itself). */
 interface SharedState {
@@ -163,15 +132,11 @@ export function stripHopByHopOnHead(res: ServerResponse): void {
  * now for a request without a body), and none on a premature response — a head written before the
  * request's body has all come (router.cc: only once `downstream_request_complete_time_` is set).
  * Timed with `performance.now()`, as the inbound deadlines are. One number stored on the
- * response; a request with a body still coming gets one shared `'end'` listener, no closure.
+ * response (served-time.ts: when it counts from).
  */
 export function admittedOnHead(res: ServerResponse, timed: boolean): void {
-  if (timed) {
-    (res as Res)[kAdmittedAt] = performance.now();
-    // Envoy counts from the request's end (router.cc: `downstream_request_complete_time_`).
-    const req = (res as Res).req;
-    if (req !== undefined && !bodiless(req) && !req.complete) req.once('end', completed);
-  }
+  // Envoy counts from the request's end (router.cc: `downstream_request_complete_time_`): served-time.ts.
+  if (timed) markAdmitted(res);
   if (toShared(res, true, timed || undefined, undefined, '')) return;
   const p = planOf(res);
   p.strip = true;
@@ -228,7 +193,7 @@ function run(res: ServerResponse, writeHead: ServerResponse['writeHead'], strip:
   if (add !== undefined) out = added(res, add, out);
   if (timed) {
     // None on a premature response (the request not all come): the app's own, if any, passes, as through Envoy.
-    const from = serviceStart(res as Res);
+    const from = serviceStartOf(res);
     if (from !== undefined) out = overwritten(res, SERVICE_TIME_HEADER, serviceTimeText(Math.max(0, Math.floor(performance.now() - from))), out);
   }
   if (overName !== undefined) out = overwritten(res, overName, overValue, out);
