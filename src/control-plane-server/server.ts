@@ -130,8 +130,11 @@ export interface ControlPlane {
   status(): StatusDocument;
   /**
    * Replaces the MeshConfig pushed to meshes (`meshConfig`; undefined: none, `{}` is pushed) and
-   * pushes it to every watch stream when it changed. Checked as `meshConfig` is: an invalid one
-   * throws an `InvalidArgumentError` naming the field, and the one before stays.
+   * pushes it to every watch stream when it changed, with `meshNetworks` (Istio's MeshNetworks, as
+   * the `meshNetworks` option takes it) in place of the one pushed before — undefined: none, so
+   * pass the one given to `startControlPlane` again to keep it. Checked as `meshConfig` and
+   * `meshNetworks` are: an invalid one throws an `InvalidArgumentError` naming the field, and the
+   * ones before stay.
    */
   setMeshConfig(meshConfig: Readonly<Record<string, unknown>> | undefined, source?: string, meshNetworks?: MeshNetworksInput): void;
   /** Mints a token signed with this server's key. */
@@ -194,8 +197,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       ? m
       : { ...m, ...pinned(m, 'rootNamespace', options.rootNamespace, DEFAULT_ROOT_NAMESPACE), ...pinned(m, 'trustDomain', options.trustDomain, DEFAULT_TRUST_DOMAIN) };
   // A MeshConfig that is not an object fails before anything is opened.
-  const networksOf = (n: MeshNetworksInput | undefined) => (n === undefined ? undefined : (readMeshNetworks(n, 'startControlPlane: `meshNetworks`') as unknown as Readonly<Record<string, unknown>>));
-  const meshConfig = new MeshConfigPush(own(options.meshConfig), options.meshConfigSource, networksOf(options.meshNetworks));
+  const networksOf = (n: MeshNetworksInput | undefined, who: string) => (n === undefined ? undefined : (readMeshNetworks(n, `${who}: \`meshNetworks\``) as unknown as Readonly<Record<string, unknown>>));
+  const meshConfig = new MeshConfigPush(own(options.meshConfig), options.meshConfigSource, networksOf(options.meshNetworks, 'startControlPlane'));
 
   // The config first: a missing or invalid directory fails before the data dir (signing key, CA) is written.
   const ownStore = options.store === undefined;
@@ -348,7 +351,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     metrics: () => metrics.expose(),
     status: () => statusDocument(ctx),
     setMeshConfig: (m, source, networks) => {
-      if (meshConfig.set(own(m), source, networksOf(networks))) hub.meshConfigChanged();
+      if (meshConfig.set(own(m), source, networksOf(networks, 'ControlPlane.setMeshConfig'))) hub.meshConfigChanged();
     },
     mintToken: (subject, o) => auth.mintToken(subject, o),
     ca,

@@ -21,12 +21,22 @@ let watchers = 0;
 const calls = new WeakMap<object, object>();
 /** The call → the socket its request was last sent on. */
 const sockets = new WeakMap<object, object>();
-/** undici's private key of a request's handler (`Symbol('handler')`), found at the first message. */
-let handlerKey: symbol | undefined;
+/**
+ * undici's private key of a request's handler (`Symbol('handler')`), by the request's prototype:
+ * every copy of undici in the process (Node's built-in fetch, the app's own, the mesh's) publishes
+ * on the same channel, each with its own symbol. A request without one (an undici that keeps its
+ * handler otherwise) is matched to no call: its operators stay '-'.
+ */
+const handlerKeys = new WeakMap<object, symbol | null>();
 
 function handlerOf(request: object): unknown {
-  if (handlerKey === undefined) handlerKey = Object.getOwnPropertySymbols(request).find((s) => s.description === 'handler');
-  return handlerKey === undefined ? undefined : (request as Record<symbol, unknown>)[handlerKey];
+  const proto = Object.getPrototypeOf(request) as object | null;
+  let key = proto === null ? undefined : handlerKeys.get(proto);
+  if (key === undefined) {
+    key = Object.getOwnPropertySymbols(request).find((s) => s.description === 'handler') ?? null;
+    if (proto !== null) handlerKeys.set(proto, key);
+  }
+  return key === null ? undefined : (request as Record<symbol, unknown>)[key];
 }
 
 const onSendHeaders = (m: unknown): void => {

@@ -153,6 +153,9 @@ describe('an invalid MeshConfig (review)', () => {
     const before = t.cp.status().meshConfig;
     assert.throws(() => t.cp.setMeshConfig({ ...RETRY_503, defaultHttpRetryPolicy: { attempts: 'two' } }), /^InvalidArgumentError: ControlPlane\.setMeshConfig: `meshConfig\.defaultHttpRetryPolicy` is invalid: .*attempts/);
     assert.deepEqual(t.cp.status().meshConfig, before, 'the MeshConfig before stays');
+    // Its MeshNetworks is named as setMeshConfig's, not as startControlPlane's.
+    assert.throws(() => t.cp.setMeshConfig(RETRY_503, undefined, { networks: { west: { gateways: [{ address: '192.0.2.9', port: 'x' }] } } } as never), /^InvalidArgumentError: ControlPlane\.setMeshConfig: `meshNetworks` is invalid: .*port/);
+    assert.deepEqual(t.cp.status().meshConfig, before, 'the MeshConfig before stays');
   });
 
   it('a mesh refuses an invalid one a control plane still pushes (another implementation, a newer version), naming its field; the settings in use stay', async () => {

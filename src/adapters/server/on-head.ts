@@ -23,6 +23,7 @@ import type { ServerResponse } from 'node:http';
 import { HOP_BY_HOP, isHopByHopName, UPGRADE_HOP_BY_HOP } from '../../core/hop-by-hop.ts';
 import { responseChannels } from '../../core/observe-response.ts';
 import { SERVICE_TIME_HEADER, serviceTimeText } from '../../core/upstream-service-time.ts';
+import { markAdmitted, serviceStartOf } from './served-time.ts';
 
 type AddedHeaders = Readonly<Record<string, string | readonly string[]>>;
 
@@ -31,7 +32,7 @@ interface OnHead {
   /** The `writeHead` the hook replaced (node's, or a wrapper someone installed before it). */
   readonly writeHead: ServerResponse['writeHead'];
   strip: boolean;
-  /** Writes `x-envoy-upstream-service-time` (since the response's `kAdmittedAt`). */
+  /** Writes `x-envoy-upstream-service-time` (served-time.ts: since when). */
   timed: boolean;
   add: AddedHeaders | undefined;
   overName: string | undefined;
@@ -42,9 +43,7 @@ interface OnHead {
 export type HeadSeen = (status: number, names: string[], grpcStatus: string | undefined) => void;
 
 const kOnHead = Symbol('meshlet.onHead');
-/** When the request was handed to the app (`performance.now()`), for `x-envoy-upstream-service-time`. */
-const kAdmittedAt = Symbol('meshlet.admittedAt');
-type Res = ServerResponse & { [kOnHead]?: OnHead; [kAdmittedAt]?: number };
+type Res = ServerResponse & { [kOnHead]?: OnHead };
 
 /** What a shared hook does (kept on the hook itself). */
 interface SharedState {
@@ -125,15 +124,19 @@ export function stripHopByHopOnHead(res: ServerResponse): void {
 /**
  * The request is the app's now: its hop-by-hop headers come off its response head
  * ({@link stripHopByHopOnHead}) and, when `timed` (Istio's `proxyHeaders.envoyDebugHeaders` not
- * disabled), the head gets `x-envoy-upstream-service-time`, the ms from now to the head, replacing
- * the app's own — as the inbound sidecar's router writes it on the app's response
- * (source/common/router/router.cc `Filter::onUpstreamHeaders`, `setEnvoyUpstreamServiceTime`;
- * istiod's inbound router has `suppress_envoy_headers` only when the debug headers are disabled:
- * pilot/pkg/networking/core/listener_inbound.go). Timed with `performance.now()`, as the inbound
- * deadlines are. One number stored on the response, no closure.
+ * disabled), the head gets `x-envoy-upstream-service-time`, replacing the app's own — as the
+ * inbound sidecar's router writes it on the app's response (source/common/router/router.cc
+ * `Filter::onUpstreamHeaders`, `setEnvoyUpstreamServiceTime`; istiod's inbound router has
+ * `suppress_envoy_headers` only when the debug headers are disabled:
+ * pilot/pkg/networking/core/listener_inbound.go): the ms from the request's end to the head (from
+ * now for a request without a body), and none on a premature response — a head written before the
+ * request's body has all come (router.cc: only once `downstream_request_complete_time_` is set).
+ * Timed with `performance.now()`, as the inbound deadlines are. One number stored on the
+ * response (served-time.ts: when it counts from).
  */
 export function admittedOnHead(res: ServerResponse, timed: boolean): void {
-  if (timed) (res as Res)[kAdmittedAt] = performance.now();
+  // Envoy counts from the request's end (router.cc: `downstream_request_complete_time_`): served-time.ts.
+  if (timed) markAdmitted(res);
   if (toShared(res, true, timed || undefined, undefined, '')) return;
   const p = planOf(res);
   p.strip = true;
@@ -188,7 +191,11 @@ function run(res: ServerResponse, writeHead: ServerResponse['writeHead'], strip:
   let out = given;
   if (strip) out = stripped(res, status, out);
   if (add !== undefined) out = added(res, add, out);
-  if (timed) out = overwritten(res, SERVICE_TIME_HEADER, serviceTimeText(Math.max(0, Math.floor(performance.now() - ((res as Res)[kAdmittedAt] ?? 0)))), out);
+  if (timed) {
+    // None on a premature response (the request not all come): the app's own, if any, passes, as through Envoy.
+    const from = serviceStartOf(res);
+    if (from !== undefined) out = overwritten(res, SERVICE_TIME_HEADER, serviceTimeText(Math.max(0, Math.floor(performance.now() - from))), out);
+  }
   if (overName !== undefined) out = overwritten(res, overName, overValue, out);
   // What is written: the headers set on the response and those given here (node merges them in writeHead).
   if (responseChannels.inbound.hasSubscribers) {
