@@ -19,8 +19,8 @@
  *
  * @module
  */
-import type { ServerResponse } from 'node:http';
-import { HOP_BY_HOP, isHopByHopName, UPGRADE_HOP_BY_HOP } from '../../core/hop-by-hop.ts';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { HOP_BY_HOP, isHopByHopName, namesUpgrade, UPGRADE_HOP_BY_HOP } from '../../core/hop-by-hop.ts';
 import { responseChannels } from '../../core/observe-response.ts';
 import { SERVICE_TIME_HEADER, serviceTimeText } from '../../core/upstream-service-time.ts';
 
@@ -229,11 +229,39 @@ function headerIn(given: unknown, name: string): unknown {
   return undefined;
 }
 
-/** Removed from an upgrade's answer (101): all but its `connection` and `upgrade`. */
+/** Removed from an upgrade's answer (a 101, or any answer to an upgrade request that is an upgrade by its headers): all but its `connection` and `upgrade`. */
 const ON_UPGRADE = UPGRADE_HOP_BY_HOP;
 
+/**
+ * Whether the request asked for an upgrade (`connection` naming it, and `upgrade`: its own are
+ * left on an upgrade request, hop-by-hop.ts) and the answer, whatever its status, is one by its
+ * headers: Envoy keeps such an answer's `connection` and `upgrade`
+ * (source/common/http/conn_manager_utility.cc `mutateResponseHeaders`:
+ * `Utility::isUpgrade(*request_headers) && Utility::isUpgrade(response_headers)`). A request
+ * without `upgrade` — nearly all — costs one property read.
+ */
+function upgradeAnswer(res: ServerResponse, given: unknown): boolean {
+  const req = (res as { req?: IncomingMessage }).req;
+  if (req?.headers.upgrade === undefined || !namesUpgrade(req.headers.connection)) return false;
+  return headerOf(res, given, 'upgrade') !== undefined && namesUpgrade(headerOf(res, given, 'connection'));
+}
+
+/** A response header as the head will have it: `writeHead`'s own over what was set with `setHeader` (node merges them so). */
+function headerOf(res: ServerResponse, given: unknown, name: string): unknown {
+  return headerIn(given, name) ?? res.getHeader(name);
+}
+
 function stripped(res: ServerResponse, status: number, given: unknown): unknown {
-  const names = status === 101 ? ON_UPGRADE : HOP_BY_HOP;
+  let names = HOP_BY_HOP;
+  if (status === 101) names = ON_UPGRADE;
+  else if (upgradeAnswer(res, given)) {
+    names = ON_UPGRADE;
+    // Envoy gives an upgrade answer with no framing of its own `content-length: 0` unless it is a
+    // 1xx (`no_body && !is_1xx`; "we ignore 204 because this is an upgrade"). node:http frames
+    // every other answer itself (content-length or chunked): those it leaves unframed are a 204,
+    // a 304 and the answer to a HEAD.
+    if ((status === 204 || status === 304 || (res as { req?: IncomingMessage }).req?.method === 'HEAD') && headerOf(res, given, 'content-length') === undefined) given = overwritten(res, 'content-length', '0', given);
+  }
   for (const n of names) if (res.hasHeader(n)) res.removeHeader(n);
   if (given === null || typeof given !== 'object') return given;
   if (!Array.isArray(given)) {
