@@ -22,7 +22,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { HOP_BY_HOP, isHopByHopName, namesUpgrade, UPGRADE_HOP_BY_HOP } from '../../core/hop-by-hop.ts';
 import { responseChannels } from '../../core/observe-response.ts';
-import { SERVICE_TIME_HEADER, serviceTimeText } from '../../core/upstream-service-time.ts';
+import { SERVICE_TIME_HEADER } from '../../core/upstream-service-time.ts';
+import { requestTimed, serviceTime } from './service-time.ts';
 
 type AddedHeaders = Readonly<Record<string, string | readonly string[]>>;
 
@@ -31,7 +32,7 @@ interface OnHead {
   /** The `writeHead` the hook replaced (node's, or a wrapper someone installed before it). */
   readonly writeHead: ServerResponse['writeHead'];
   strip: boolean;
-  /** Writes `x-envoy-upstream-service-time` (since the response's `kAdmittedAt`). */
+  /** Writes `x-envoy-upstream-service-time` (since the request's end: service-time.ts). */
   timed: boolean;
   add: AddedHeaders | undefined;
   overName: string | undefined;
@@ -42,9 +43,7 @@ interface OnHead {
 export type HeadSeen = (status: number, names: string[], grpcStatus: string | undefined) => void;
 
 const kOnHead = Symbol('meshlet.onHead');
-/** When the request was handed to the app (`performance.now()`), for `x-envoy-upstream-service-time`. */
-const kAdmittedAt = Symbol('meshlet.admittedAt');
-type Res = ServerResponse & { [kOnHead]?: OnHead; [kAdmittedAt]?: number };
+type Res = ServerResponse & { [kOnHead]?: OnHead };
 
 /** What a shared hook does (kept on the hook itself). */
 interface SharedState {
@@ -125,15 +124,16 @@ export function stripHopByHopOnHead(res: ServerResponse): void {
 /**
  * The request is the app's now: its hop-by-hop headers come off its response head
  * ({@link stripHopByHopOnHead}) and, when `timed` (Istio's `proxyHeaders.envoyDebugHeaders` not
- * disabled), the head gets `x-envoy-upstream-service-time`, the ms from now to the head, replacing
- * the app's own — as the inbound sidecar's router writes it on the app's response
- * (source/common/router/router.cc `Filter::onUpstreamHeaders`, `setEnvoyUpstreamServiceTime`;
- * istiod's inbound router has `suppress_envoy_headers` only when the debug headers are disabled:
- * pilot/pkg/networking/core/listener_inbound.go). Timed with `performance.now()`, as the inbound
- * deadlines are. One number stored on the response, no closure.
+ * disabled), the head gets `x-envoy-upstream-service-time`, replacing the app's own — as the
+ * inbound sidecar's router writes it on the app's response (source/common/router/router.cc
+ * `Filter::onUpstreamHeaders`, `setEnvoyUpstreamServiceTime`; istiod's inbound router has
+ * `suppress_envoy_headers` only when the debug headers are disabled:
+ * pilot/pkg/networking/core/listener_inbound.go): the ms from the end of the request to the head
+ * (service-time.ts). Timed with `performance.now()`, as the inbound deadlines are; the time
+ * is kept on the request's `meshlet` (made for it anyway), not on the response.
  */
 export function admittedOnHead(res: ServerResponse, timed: boolean): void {
-  if (timed) (res as Res)[kAdmittedAt] = performance.now();
+  if (timed) requestTimed((res as { req?: IncomingMessage }).req);
   if (toShared(res, true, timed || undefined, undefined, '')) return;
   const p = planOf(res);
   p.strip = true;
@@ -188,7 +188,11 @@ function run(res: ServerResponse, writeHead: ServerResponse['writeHead'], strip:
   let out = given;
   if (strip) out = stripped(res, status, out);
   if (add !== undefined) out = added(res, add, out);
-  if (timed) out = overwritten(res, SERVICE_TIME_HEADER, serviceTimeText(Math.max(0, Math.floor(performance.now() - ((res as Res)[kAdmittedAt] ?? 0)))), out);
+  if (timed) {
+    const v = serviceTime(res);
+    // None before the request is complete (a premature answer).
+    if (v !== undefined) out = overwritten(res, SERVICE_TIME_HEADER, v, out);
+  }
   if (overName !== undefined) out = overwritten(res, overName, overValue, out);
   // What is written: the headers set on the response and those given here (node merges them in writeHead).
   if (responseChannels.inbound.hasSubscribers) {
