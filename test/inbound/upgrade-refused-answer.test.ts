@@ -106,7 +106,7 @@ const entries: [string, Start][] = [
       const app = new Hono();
       app.get('*', (c) => {
         const status = statusOf(new URL(c.req.url).pathname);
-        return c.body(status === 426 ? 'use websocket' : null, status as 426, UPGRADE_HEADERS);
+        return status === 426 ? c.body('use websocket', 426, UPGRADE_HEADERS) : c.body(null, 204, UPGRADE_HEADERS);
       });
       return nodeServer(mesh, getRequestListener(app.fetch));
     },
