@@ -2,7 +2,7 @@
  * Inbound, in one process and without the kernel: meshlet's own CPU per request in front of
  * node:http, Express and Fastify.
  *
- *   node_modules/.bin/node bench/inbound/inproc.ts [--telemetry] [--rounds N] [--requests N] [--repeat N] [--framework F]… [--compare DIR | --base DIR]
+ *   node_modules/.bin/node bench/inbound/inproc.ts [--telemetry] [--no-debug-headers] [--rounds N] [--requests N] [--repeat N] [--framework F]… [--compare DIR | --base DIR]
  *
  * bench/inbound/run.ts measures whole server processes over loopback TCP, so its CPU per request
  * includes the kernel's side of every response (the `writev(2)` that also runs the loopback
@@ -45,6 +45,8 @@ const { values: a } = parseArgs({
   options: {
     child: { type: 'string' },
     telemetry: { type: 'boolean', default: false },
+    /** The meshes run with `proxyHeaders.envoyDebugHeaders` disabled (no `x-envoy-upstream-service-time` on served responses). */
+    'no-debug-headers': { type: 'boolean', default: false },
     rounds: { type: 'string' },
     requests: { type: 'string' },
     repeat: { type: 'string' },
@@ -75,14 +77,14 @@ async function parent(): Promise<void> {
   const trees = base === undefined ? [HERE] : [resolve(base), HERE];
   const dir = await writeConfig();
   try {
-    console.log(`Inbound in one process, no kernel: ${rounds} rounds × 4 slices × ${requests} requests × ${CONNECTIONS} connections per server, ${repeat} processes per variant${trees.length > 1 ? `; A = ${trees[0]}, B = ${trees[1]}` : ''}`);
+    console.log(`Inbound in one process, no kernel${a['no-debug-headers'] === true ? ', proxyHeaders.envoyDebugHeaders disabled' : ''}: ${rounds} rounds × 4 slices × ${requests} requests × ${CONNECTIONS} connections per server, ${repeat} processes per variant${trees.length > 1 ? `; A = ${trees[0]}, B = ${trees[1]}` : ''}`);
     console.log('CPU µs/request (process.cpuUsage); added = meshlet − raw, median of rounds, then median of processes; B/request: bytes allocated on the JS heap\n');
     console.log(`| server | mode |${trees.length > 1 ? ' tree |' : ''} raw | with meshlet | added | added per process | raw B | meshlet B | added B |`);
     console.log(`|---|---|${trees.length > 1 ? '---|' : ''}---:|---:|---:|---|---:|---:|---:|`);
     for (const framework of frameworks) {
       for (const mode of modes) {
         const got: Result[][] = trees.map(() => []);
-        for (let i = 0; i < repeat; i++) for (const [t, tree] of trees.entries()) (got[t] as Result[]).push(await runChild({ tree, framework, mode, dir, rounds, requests, meshFirst: i % 2 === 1 }));
+        for (let i = 0; i < repeat; i++) for (const [t, tree] of trees.entries()) (got[t] as Result[]).push(await runChild({ tree, framework, mode, dir, rounds, requests, meshFirst: i % 2 === 1, debugHeaders: a['no-debug-headers'] !== true }));
         for (const [t, rs] of got.entries()) {
           const label = trees.length > 1 ? ` ${t === 0 ? 'A' : 'B'} |` : '';
           const bytes = (f: (r: Result) => number) => median(rs.map(f)).toFixed(0);
@@ -139,6 +141,8 @@ interface ChildArgs {
   readonly requests: number;
   /** Make and warm the meshlet server before the raw one. */
   readonly meshFirst: boolean;
+  /** `proxyHeaders.envoyDebugHeaders` left on (the default). */
+  readonly debugHeaders: boolean;
 }
 
 /** A connection's server side in memory: what the server writes is checked and dropped; a request's answer ends with BODY. */
@@ -206,7 +210,7 @@ async function child(c: ChildArgs): Promise<void> {
   const src = (p: string) => pathToFileURL(join(c.tree, p)).href;
   if (c.mode === 'mesh-otel') await ((await import(src('bench/lib/otel.ts'))) as typeof import('../lib/otel.ts')).startBenchTelemetry(src('src/telemetry/sdk/index.ts'));
   const { createMesh } = (await import(src('src/index.ts'))) as typeof import('../../src/index.ts');
-  const mesh = await createMesh({ service: 'httpbin', namespace: 'foo', labels: { app: 'httpbin', version: 'v1' }, config: c.dir, watch: false });
+  const mesh = await createMesh({ service: 'httpbin', namespace: 'foo', labels: { app: 'httpbin', version: 'v1' }, config: c.dir, watch: false, ...(c.debugHeaders ? {} : { proxyHeaders: { envoyDebugHeaders: { disabled: true } } }) });
   const express = (await import('express')).default;
   const Fastify = (await import('fastify')).default;
   const plain = (_req: IncomingMessage, res: ServerResponse) => {

@@ -27,6 +27,14 @@ export class AdmittedInfo {
    * after the object is frozen (see {@link AdmittedInfo.replacing}).
    */
   #before: AdmittedInfo | undefined;
+  /**
+   * For `x-envoy-upstream-service-time` (src/adapters/server/on-head.ts): when the request was
+   * complete (`performance.now()` ms, 0 or more), or — below 0 — that its body was still coming
+   * when it was handed to the app at `-1 - at`; undefined when not timed. Kept here, on the object
+   * the request carries anyway, rather than in a property added to every response (+56 B a
+   * request); left undefined (no number boxed for it) when the header is off.
+   */
+  #at: number | undefined;
 
   constructor(judge: object, requestPrincipal: string | undefined, claims: Readonly<Record<string, unknown>> | undefined, peer: PeerIdentity | undefined, authz: AuthzDecision | undefined) {
     this.requestPrincipal = requestPrincipal;
@@ -46,6 +54,16 @@ export class AdmittedInfo {
   static replacing(info: object, previous: unknown): void {
     if (!(#judge in info) || previous === info || info.#before !== undefined) return;
     if (typeof previous === 'object' && previous !== null && #judge in previous) info.#before = previous;
+  }
+
+  /** Records `#at` on a request's `meshlet` (nothing when it is not a verdict: the app replaced it). */
+  static timeAt(info: unknown, at: number): void {
+    if (typeof info === 'object' && info !== null && #at in info) info.#at = at;
+  }
+
+  /** What `timeAt` recorded on a request's `meshlet`: NaN when nothing was. */
+  static timedAt(info: unknown): number {
+    return typeof info === 'object' && info !== null && #at in info ? (info.#at ?? Number.NaN) : Number.NaN;
   }
 
   /**

@@ -1,221 +1,151 @@
 /**
- * `x-envoy-upstream-service-time` on a served response counts from the request's end, and a
- * response written before the request's body has all come has none: Envoy's router sets it in
- * `Filter::onUpstreamHeaders` only when `downstream_request_complete_time_` is valid ("Only send
- * upstream service time if we received the complete request and this is not a premature
- * response", source/common/router/router.cc), as the client side already does
- * (core/upstream-service-time.ts serviceTimeAt). Through node:http (mesh.createServer) and Fastify
- * (mesh.fastifyOptions), with a raw client that holds the body back.
+ * `x-envoy-upstream-service-time` on served responses to requests with a body. Envoy's router
+ * times it from the end of the downstream request (source/common/router/router.cc
+ * `Filter::onRequestComplete` sets `downstream_request_complete_time_` when the request's last
+ * data arrives) and writes it only when that time is valid — "only send upstream service time if
+ * we received the complete request and this is not a premature response"
+ * (`Filter::onUpstreamHeaders`). So a body that arrives slowly does not count, and an answer the
+ * app writes before the body came has none. Through every framework's real entry point over a raw
+ * HTTP/1.1 socket (the body sent well after the head), and an HTTP/2 caller. The values are
+ * checked against the delay the test puts between head and body, and the delay the app takes
+ * after the body (bounds, never a wall-clock equality).
  */
 import assert from 'node:assert/strict';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { connect, type Socket } from 'node:net';
-import type { AddressInfo } from 'node:net';
-import http2 from 'node:http2';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { createServer as createH2Server, connect as h2connect, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
+import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
-import Fastify from 'fastify';
-import { request } from 'undici';
-import { createMesh, type Mesh } from '../../src/index.ts';
-import { type Echo, unary } from '../helpers/grpc.ts';
-import { plainClient, startMeshGrpcServer } from '../helpers/grpc-server.ts';
+import { createMesh } from '../../src/index.ts';
+import { frameworks, listen } from '../helpers/frameworks.ts';
 
 const quiet = { warn: () => undefined, error: () => undefined };
 const NAME = 'x-envoy-upstream-service-time';
-/** How long the client holds the rest of the body back. */
-const HOLD_MS = 400;
+/** How long the caller waits between the request's head and its body. */
+const BODY_AFTER_MS = 300;
+/** A value below this did not count the wait for the body (half of it: the head reached the app some ms after it was sent). */
+const WITHOUT_WAIT = BODY_AFTER_MS / 2;
 
-/**
- * The app: `/early-later` answers on the turn after it is handed the request, without reading the body;
- * `/read` answers when the body has been read to its end; `/ignore` answers a body it never reads,
- * in the turn it is handed the request, and `/ignore-later` on a later turn.
- */
-function app(req: IncomingMessage, res: ServerResponse): void {
-  if (req.url === '/ignore') {
-    res.end('ignored');
-    return;
-  }
-  if (req.url === '/ignore-later') {
-    setImmediate(() => res.end('ignored'));
-    return;
-  }
-  if (req.url === '/early-later') {
-    setImmediate(() => {
-      res.setHeader(NAME, 'app');
-      res.end('early');
+/** Sends a POST's head, then its JSON body `afterMs` later, on one connection; resolves with the answer's head lines (names lower-cased) once its body ended. */
+function slowPost(port: number, afterMs: number, path = '/slow'): Promise<{ status: number; headers: Map<string, string> }> {
+  const body = JSON.stringify({ slow: true });
+  return new Promise((resolve, reject) => {
+    const s = connect(port, '127.0.0.1');
+    let data = '';
+    s.setEncoding('latin1');
+    s.write(`POST ${path} HTTP/1.1\r\nhost: reviews\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: close\r\n\r\n`);
+    const later = setTimeout(() => s.write(body), afterMs);
+    s.on('data', (c: string) => {
+      data += c;
     });
-    return;
-  }
-  req.resume();
-  req.on('end', () => res.end('read'));
-}
-
-async function nodeServer(mesh: Mesh): Promise<{ port: number; close(): Promise<void> }> {
-  const s = mesh.createServer(app);
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  return { port: (s.address() as AddressInfo).port, close: () => new Promise<void>((r) => s.close(() => r())) };
-}
-
-async function fastifyServer(mesh: Mesh): Promise<{ port: number; close(): Promise<void> }> {
-  const f = Fastify({ ...mesh.fastifyOptions() });
-  await f.register(mesh.fastify() as never);
-  // The raw body, as the app reads it.
-  f.removeAllContentTypeParsers();
-  f.addContentTypeParser('*', (_req, _payload, done) => done(null));
-  for (const path of ['/read', '/ignore', '/ignore-later', '/early-later']) {
-    f.post(path, (req, reply) => {
-      reply.hijack();
-      app(req.raw, reply.raw);
+    s.on('error', reject);
+    s.on('close', () => {
+      clearTimeout(later);
+      const end = data.indexOf('\r\n\r\n');
+      if (end < 0) return reject(new Error(`no answer: ${data}`));
+      const [statusLine, ...lines] = data.slice(0, end).split('\r\n');
+      const headers = new Map<string, string>();
+      for (const l of lines) headers.set((l.slice(0, l.indexOf(':')) as string).toLowerCase(), l.slice(l.indexOf(':') + 1).trim());
+      resolve({ status: Number((statusLine as string).slice(9, 12)), headers });
     });
-  }
-  await f.listen({ port: 0, host: '127.0.0.1' });
-  return { port: (f.server.address() as AddressInfo).port, close: () => f.close() };
-}
-
-/** Sends a POST's head and half its body, holds the rest back `HOLD_MS` (or until the head came), and returns the response head's lines. */
-async function post(port: number, path: string): Promise<Map<string, string>> {
-  const sock: Socket = connect(port, '127.0.0.1');
-  await new Promise<void>((r, j) => sock.once('connect', r).once('error', j));
-  let text = '';
-  const head = new Promise<string>((resolve, reject) => {
-    sock.on('data', (d: Buffer) => {
-      text += d.toString('latin1');
-      const i = text.indexOf('\r\n\r\n');
-      if (i >= 0) resolve(text.slice(0, i));
-    });
-    sock.on('error', reject);
   });
-  sock.write(`POST ${path} HTTP/1.1\r\nhost: httpbin\r\ncontent-type: application/octet-stream\r\ncontent-length: 10\r\n\r\n01234`);
-  const early = await Promise.race([head, sleep(HOLD_MS).then(() => undefined)]);
-  sock.write('56789');
-  const h = early ?? (await head);
-  sock.destroy();
-  const lines = new Map<string, string>();
-  for (const l of h.split('\r\n').slice(1)) {
-    const i = l.indexOf(':');
-    lines.set(l.slice(0, i).toLowerCase(), l.slice(i + 1).trim());
-  }
-  return lines;
 }
 
-for (const [name, start] of [
-  ['node:http', nodeServer],
-  ['Fastify', fastifyServer],
-] as const) {
-  describe(`${name}: x-envoy-upstream-service-time and the request's body`, () => {
-    it('a head written before the body has all come has none of the mesh (the app’s own passes); one after counts from the body’s end', async () => {
-      const mesh = await createMesh({ service: 'httpbin', config: [] as never, logger: quiet });
-      const server = await start(mesh);
+function serviceTime(v: string | undefined): number {
+  assert.match(String(v), /^\d+$/, `${NAME}: ${String(v)}`);
+  return Number(v);
+}
+
+describe('x-envoy-upstream-service-time counts from the end of the request', () => {
+  for (const fw of frameworks) {
+    it(`${fw.name}: a body that came ${BODY_AFTER_MS} ms after the head does not count`, async () => {
+      const mesh = await createMesh({ service: 'reviews', config: [] as never, logger: quiet });
+      const server = await fw.start(mesh);
       try {
-        // (An answer in the very turn the request was handed over cannot tell: it is taken as complete, see served-time.ts.)
-        const early = await post(server.port, '/early-later');
-        assert.equal(early.get(NAME), 'app', 'a premature response: Envoy writes none, the app’s own is left');
-        const read = await post(server.port, '/read');
-        const v = read.get(NAME);
-        assert.match(v ?? '', /^\d+$/);
-        // The app answered in the same turn as the body's end; the body's wait is not the app's time.
-        assert.ok(Number(v) < HOLD_MS, `${NAME} ${v} counts from the body's end, not from the request's head ${HOLD_MS} ms before it`);
+        const r = await slowPost(server.port, BODY_AFTER_MS);
+        assert.equal(r.status, 200);
+        // The app answered as soon as it had read the body: nothing of the wait for it counts.
+        assert.ok(serviceTime(r.headers.get(NAME)) < WITHOUT_WAIT, `${NAME} ${r.headers.get(NAME)} counts the ${BODY_AFTER_MS} ms the body took to come`);
       } finally {
         await server.close();
         await mesh.close();
       }
     });
+  }
 
-    it('a small body that came with the head is complete: the app’s answer has it whether or not the app reads the body', async () => {
-      const mesh = await createMesh({ service: 'httpbin', config: [] as never, logger: quiet });
-      const server = await start(mesh);
-      try {
-        for (const path of ['/ignore', '/ignore-later', '/read']) {
-          const r = await request(`http://127.0.0.1:${server.port}${path}`, { method: 'POST', body: 'hello', headers: { 'content-type': 'application/octet-stream' } });
-          await r.body.text();
-          assert.match(String(r.headers[NAME]), /^\d+$/, `${path}: ${String(r.headers[NAME])}`);
-        }
-      } finally {
-        await server.close();
-        await mesh.close();
-      }
+  it('node:http: the time the app takes after the body counts', async () => {
+    const mesh = await createMesh({ service: 'reviews', config: [] as never, logger: quiet });
+    const server = mesh.createServer((req: IncomingMessage, res: ServerResponse) => {
+      req.resume();
+      req.on('end', () => void sleep(60).then(() => res.end('ok')));
     });
-  });
-}
-
-describe('HTTP/2 (mesh.handler on an http2 server): a body the caller has sent whole', () => {
-  it('has the header whether or not the app reads it; a head before the body ends has none', async () => {
-    const mesh = await createMesh({ service: 'httpbin', config: [] as never, logger: quiet });
-    const s = http2.createServer(mesh.handler(app as never) as never);
-    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-    const c = http2.connect(`http://127.0.0.1:${(s.address() as AddressInfo).port}`);
-    const ask = (path: string, whole: boolean) =>
-      new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
-        const r = c.request({ ':method': 'POST', ':path': path });
-        r.on('response', (h) => {
-          resolve(h);
-          if (!whole) r.end('rest');
-        });
-        r.on('error', reject);
-        r.resume();
-        if (whole) r.end('hello');
-        else r.write('part');
-      });
+    const port = await listen(server);
     try {
-      for (const path of ['/ignore-later', '/read']) assert.match(String((await ask(path, true))[NAME]), /^\d+$/, path);
-      assert.equal((await ask('/early-later', false))[NAME], 'app', 'premature: the app’s own');
+      const r = await slowPost(port, 30);
+      assert.equal(r.status, 200);
+      const v = serviceTime(r.headers.get(NAME));
+      assert.ok(v >= 58, `${NAME} ${v} is at least the app's 60 ms after the body`);
     } finally {
-      c.close();
-      await new Promise<void>((r) => s.close(() => r()));
+      await new Promise((resolve) => server.close(resolve));
       await mesh.close();
     }
   });
-});
 
-let checks = 0;
-describe('x-envoy-upstream-service-time after an external authorizer', () => {
-  /** An HTTP authorizer (envoyExtAuthzHttp) that allows every check after `HOLD_MS`. */
-  async function slowAuthorizer(): Promise<{ port: number; close(): Promise<void> }> {
-    const s = createServer((req, res) => {
-      checks++;
+  it("node:http: an answer written before the body came (a premature response) has none; the app's own passes", async () => {
+    const mesh = await createMesh({ service: 'reviews', config: [] as never, logger: quiet });
+    const server = mesh.createServer((req: IncomingMessage, res: ServerResponse) => {
+      const own = req.url === '/own';
+      res.writeHead(200, own ? { 'content-type': 'text/plain', [NAME]: '7' } : { 'content-type': 'text/plain' });
+      res.end('early');
       req.resume();
-      void sleep(HOLD_MS).then(() => res.end());
     });
-    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-    return {
-      port: (s.address() as AddressInfo).port,
-      close: () => {
-        s.closeAllConnections();
-        return new Promise<void>((r) => s.close(() => r()));
-      },
-    };
-  }
-
-  it('a gRPC call: counted from when the request reached the handler complete, not from its half-close while the authorizer decided (Envoy’s router sees the request after ext_authz)', async () => {
-    const ext = await slowAuthorizer();
-    const mesh = await createMesh({
-      service: 'echo',
-      logger: quiet,
-      extensionProviders: [{ name: 'slow-authz', envoyExtAuthzHttp: { service: '127.0.0.1', port: ext.port } }],
-      config: [
-        {
-          apiVersion: 'security.istio.io/v1',
-          kind: 'AuthorizationPolicy',
-          metadata: { name: 'ext', namespace: 'default' },
-          spec: { action: 'CUSTOM', provider: { name: 'slow-authz' }, rules: [{ to: [{ operation: { paths: ['/meshlet.test.Echo/*'] } }] }] },
-        },
-      ] as never,
-    });
-    const s = await startMeshGrpcServer(mesh, 'insecure');
-    const client = plainClient(s.port) as unknown as Echo;
+    const port = await listen(server);
     try {
-      const r = await unary(client, { text: 'hi' });
-      assert.equal(r.error, undefined);
-      const v = r.metadata?.get(NAME)[0];
-      assert.match(String(v), /^\d+$/);
-      // The handler answers at once; the authorizer's wait came before the request reached it.
-      assert.equal(checks, 1, 'the authorizer was asked');
-      assert.ok(Number(v) < HOLD_MS, `${NAME} ${String(v)} leaves out the authorizer's ${HOLD_MS} ms`);
+      const r = await slowPost(port, BODY_AFTER_MS);
+      assert.equal(r.status, 200);
+      assert.equal(r.headers.get(NAME), undefined);
+      // Envoy sets none then, so the app's own goes through.
+      const own = await slowPost(port, BODY_AFTER_MS, '/own');
+      assert.equal(own.headers.get(NAME), '7');
     } finally {
-      client.close();
-      await s.close();
+      await new Promise((resolve) => server.close(resolve));
       await mesh.close();
-      await ext.close();
+    }
+  });
+
+  // The app's own HTTP/2 server under mesh.protect: the app has the request at its head. (Under
+  // mesh.createServer an HTTP/2 caller's stream reaches the app as an HTTP/1.1 request with its body.)
+  it(`an HTTP/2 server of the app's (mesh.protect): a body sent ${BODY_AFTER_MS} ms after the head does not count; a GET (no body) has the header`, async () => {
+    const mesh = await createMesh({ service: 'reviews', config: [] as never, logger: quiet });
+    const server = mesh.protect(
+      createH2Server((req: Http2ServerRequest, res: Http2ServerResponse) => {
+        req.resume();
+        req.on('end', () => res.end('ok'));
+      }),
+    );
+    const port = await new Promise<number>((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port)));
+    const session = h2connect(`http://127.0.0.1:${port}`);
+    try {
+      const ask = (method: string, later: boolean): Promise<Record<string, unknown>> =>
+        new Promise((resolve, reject) => {
+          const s = session.request({ ':method': method, ':path': '/h2' }, { endStream: !later });
+          s.on('response', (h) => {
+            s.resume();
+            s.on('end', () => resolve(h));
+          });
+          s.on('error', reject);
+          if (later) setTimeout(() => s.end('{"slow":true}'), BODY_AFTER_MS);
+        });
+      const post = await ask('POST', true);
+      assert.equal(post[':status'], 200);
+      assert.ok(serviceTime(post[NAME] as string) < WITHOUT_WAIT, `${NAME} ${String(post[NAME])} counts the wait for the body`);
+      const get = await ask('GET', false);
+      assert.equal(get[':status'], 200);
+      serviceTime(get[NAME] as string);
+    } finally {
+      session.close();
+      await new Promise((resolve) => server.close(resolve));
+      await mesh.close();
     }
   });
 });

@@ -89,6 +89,29 @@ describe('served responses carry x-envoy-upstream-service-time', () => {
     });
   }
 
+  it("the app's own writeHead object is left as it was: one shared by its answers, and a frozen one", async () => {
+    const mesh = await createMesh({ service: 'httpbin', config: [] as never, logger: quiet });
+    const shared = { 'content-type': 'text/plain' };
+    const frozen = Object.freeze({ 'content-type': 'text/plain' });
+    const server = mesh.createServer((req: IncomingMessage, res: ServerResponse) => {
+      res.writeHead(200, req.url === '/frozen' ? frozen : shared).end('ok');
+    });
+    const port = await listen(server);
+    try {
+      for (const path of ['/shared', '/shared', '/frozen']) {
+        const r = await request(`http://127.0.0.1:${port}${path}`);
+        assert.equal(await r.body.text(), 'ok');
+        assertServiceTime(r.headers[NAME], 0);
+        assert.equal(r.headers['content-type'], 'text/plain');
+      }
+      assert.deepEqual(Object.keys(shared), ['content-type']);
+      assert.deepEqual(Object.keys(frozen), ['content-type']);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+      await mesh.close();
+    }
+  });
+
   it('disabled: none added', async () => {
     assert.equal(await served({ envoyDebugHeaders: { disabled: true } }, 'none', 0), undefined);
   });

@@ -19,11 +19,11 @@
  *
  * @module
  */
-import type { ServerResponse } from 'node:http';
-import { HOP_BY_HOP, isHopByHopName, UPGRADE_HOP_BY_HOP } from '../../core/hop-by-hop.ts';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { HOP_BY_HOP, isHopByHopName, namesUpgrade, UPGRADE_HOP_BY_HOP } from '../../core/hop-by-hop.ts';
 import { responseChannels } from '../../core/observe-response.ts';
-import { SERVICE_TIME_HEADER, serviceTimeText } from '../../core/upstream-service-time.ts';
-import { markAdmitted, serviceStartOf } from './served-time.ts';
+import { SERVICE_TIME_HEADER } from '../../core/upstream-service-time.ts';
+import { requestTimed, serviceTime } from './service-time.ts';
 
 type AddedHeaders = Readonly<Record<string, string | readonly string[]>>;
 
@@ -32,7 +32,7 @@ interface OnHead {
   /** The `writeHead` the hook replaced (node's, or a wrapper someone installed before it). */
   readonly writeHead: ServerResponse['writeHead'];
   strip: boolean;
-  /** Writes `x-envoy-upstream-service-time` (served-time.ts: since when). */
+  /** Writes `x-envoy-upstream-service-time` (since the request's end: service-time.ts). */
   timed: boolean;
   add: AddedHeaders | undefined;
   overName: string | undefined;
@@ -128,15 +128,12 @@ export function stripHopByHopOnHead(res: ServerResponse): void {
  * inbound sidecar's router writes it on the app's response (source/common/router/router.cc
  * `Filter::onUpstreamHeaders`, `setEnvoyUpstreamServiceTime`; istiod's inbound router has
  * `suppress_envoy_headers` only when the debug headers are disabled:
- * pilot/pkg/networking/core/listener_inbound.go): the ms from the request's end to the head (from
- * now for a request without a body), and none on a premature response — a head written before the
- * request's body has all come (router.cc: only once `downstream_request_complete_time_` is set).
- * Timed with `performance.now()`, as the inbound deadlines are. One number stored on the
- * response (served-time.ts: when it counts from).
+ * pilot/pkg/networking/core/listener_inbound.go): the ms from the end of the request to the head
+ * (service-time.ts). Timed with `performance.now()`, as the inbound deadlines are; the time
+ * is kept on the request's `meshlet` (made for it anyway), not on the response.
  */
 export function admittedOnHead(res: ServerResponse, timed: boolean): void {
-  // Envoy counts from the request's end (router.cc: `downstream_request_complete_time_`): served-time.ts.
-  if (timed) markAdmitted(res);
+  if (timed) requestTimed((res as { req?: IncomingMessage }).req);
   if (toShared(res, true, timed || undefined, undefined, '')) return;
   const p = planOf(res);
   p.strip = true;
@@ -192,9 +189,9 @@ function run(res: ServerResponse, writeHead: ServerResponse['writeHead'], strip:
   if (strip) out = stripped(res, status, out);
   if (add !== undefined) out = added(res, add, out);
   if (timed) {
-    // None on a premature response (the request not all come): the app's own, if any, passes, as through Envoy.
-    const from = serviceStartOf(res);
-    if (from !== undefined) out = overwritten(res, SERVICE_TIME_HEADER, serviceTimeText(Math.max(0, Math.floor(performance.now() - from))), out);
+    const v = serviceTime(res);
+    // None before the request is complete (a premature answer).
+    if (v !== undefined) out = overwritten(res, SERVICE_TIME_HEADER, v, out);
   }
   if (overName !== undefined) out = overwritten(res, overName, overValue, out);
   // What is written: the headers set on the response and those given here (node merges them in writeHead).
@@ -236,11 +233,39 @@ function headerIn(given: unknown, name: string): unknown {
   return undefined;
 }
 
-/** Removed from an upgrade's answer (101): all but its `connection` and `upgrade`. */
+/** Removed from an upgrade's answer (a 101, or any answer to an upgrade request that is an upgrade by its headers): all but its `connection` and `upgrade`. */
 const ON_UPGRADE = UPGRADE_HOP_BY_HOP;
 
+/**
+ * Whether the request asked for an upgrade (`connection` naming it, and `upgrade`: its own are
+ * left on an upgrade request, hop-by-hop.ts) and the answer, whatever its status, is one by its
+ * headers: Envoy keeps such an answer's `connection` and `upgrade`
+ * (source/common/http/conn_manager_utility.cc `mutateResponseHeaders`:
+ * `Utility::isUpgrade(*request_headers) && Utility::isUpgrade(response_headers)`). A request
+ * without `upgrade` — nearly all — costs one property read.
+ */
+function upgradeAnswer(res: ServerResponse, given: unknown): boolean {
+  const req = (res as { req?: IncomingMessage }).req;
+  if (req?.headers.upgrade === undefined || !namesUpgrade(req.headers.connection)) return false;
+  return headerOf(res, given, 'upgrade') !== undefined && namesUpgrade(headerOf(res, given, 'connection'));
+}
+
+/** A response header as the head will have it: `writeHead`'s own over what was set with `setHeader` (node merges them so). */
+function headerOf(res: ServerResponse, given: unknown, name: string): unknown {
+  return headerIn(given, name) ?? res.getHeader(name);
+}
+
 function stripped(res: ServerResponse, status: number, given: unknown): unknown {
-  const names = status === 101 ? ON_UPGRADE : HOP_BY_HOP;
+  let names = HOP_BY_HOP;
+  if (status === 101) names = ON_UPGRADE;
+  else if (upgradeAnswer(res, given)) {
+    names = ON_UPGRADE;
+    // Envoy gives an upgrade answer with no framing of its own `content-length: 0` unless it is a
+    // 1xx (`no_body && !is_1xx`; "we ignore 204 because this is an upgrade"). node:http frames
+    // every other answer itself (content-length or chunked): those it leaves unframed are a 204,
+    // a 304 and the answer to a HEAD.
+    if ((status === 204 || status === 304 || (res as { req?: IncomingMessage }).req?.method === 'HEAD') && headerOf(res, given, 'content-length') === undefined) given = overwritten(res, 'content-length', '0', given);
+  }
   for (const n of names) if (res.hasHeader(n)) res.removeHeader(n);
   if (given === null || typeof given !== 'object') return given;
   if (!Array.isArray(given)) {
