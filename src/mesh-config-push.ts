@@ -5,13 +5,17 @@
  * mesh's own settings: an option given to createMesh, or set by the mesh's own `meshConfig`,
  * wins field by field (within `telemetry.accessLog` and `telemetry.tracing` too).
  *
- * - `defaultHttpRetryPolicy`, `connectTimeout` and `outboundTrafficPolicy` feed every compile:
- *   a changed MeshConfig compiles the config in use again and applies at once (new calls; a
- *   connect timeout to new connections), as istiod's full push on a MeshConfig change rebuilds
- *   every cluster's `connect_timeout` and every route's retry policy (pilot/pkg/bootstrap/server.go
+ * - `defaultHttpRetryPolicy`, `connectTimeout`, `outboundTrafficPolicy` and `tcpKeepalive` feed
+ *   every compile: a changed MeshConfig compiles the config in use again and applies at once (new
+ *   calls; a connect timeout and keepalive to new connections: a cluster whose keepalive changed
+ *   gets new pools and its old ones drain, calls in flight finishing on them, as Envoy drains a
+ *   replaced cluster's pools, cluster_manager_impl.cc `ClusterEntry::~ClusterEntry`), as istiod's
+ *   full push on a MeshConfig change rebuilds every cluster's `connect_timeout` and
+ *   `upstream_connection_options.tcp_keepalive` (pilot/pkg/networking/core/cluster.go
+ *   `applyTCPKeepalive`) and every route's retry policy (pilot/pkg/bootstrap/server.go
  *   `initMeshHandlers`).
  * - Everything else (rootNamespace, trustDomain, extensionProviders, access logs, tracing, proxy
- *   headers, path normalization, locality load balancing, DNS refresh, TCP keepalive) is read when the mesh is
+ *   headers, path normalization, locality load balancing, DNS refresh) is read when the mesh is
  *   built: the control plane sends its MeshConfig before the first config, so it applies when
  *   the first config comes live (at a start from the last-known-good cache, the MeshConfig cached
  *   with the config: `control-plane/cached-start.ts`). A MeshConfig that changes them later (or
@@ -31,7 +35,7 @@ import type { StateCompileOptions } from './control-plane/state.ts';
 import { readMeshNetworks } from './config/mesh-networks.ts';
 import { applyMeshConfig, meshConfigProblems } from './mesh-config-option.ts';
 import type { MeshLogger, MeshOptions } from './mesh-options.ts';
-import { DEFAULT_CONNECT_TIMEOUT_MS } from './routing/cluster-settings.ts';
+import { DEFAULT_CONNECT_TIMEOUT_MS, wholeSecondsKeepalive } from './routing/cluster-settings.ts';
 import { DEFAULT_ROOT_NAMESPACE } from './config/resource.ts';
 import { DEFAULT_TRUST_DOMAIN } from './security/authz/trust-domain.ts';
 import type { MeshWideSettings } from './routing/compile.ts';
@@ -47,7 +51,6 @@ const AT_START: readonly (readonly [keyof MeshOptions, string])[] = [
   ['dns', 'dnsRefreshRate'],
   ['proxyHeaders', 'defaultConfig.proxyHeaders'],
   ['localityLbSetting', 'localityLbSetting'],
-  ['tcpKeepalive', 'tcpKeepalive'],
   ['telemetry', 'accessLog*/enableTracing/defaultConfig.tracing'],
 ];
 
@@ -137,7 +140,11 @@ export class ControlPlaneMeshConfig implements StateCompileOptions {
     fromPush('outboundTrafficPolicy', 'outboundTrafficPolicy');
     fromPush('connectTimeoutMs', 'connectTimeout');
     fromPush('defaultHttpRetryPolicy', 'defaultHttpRetryPolicy');
-    return { outboundTrafficPolicy: e.outboundTrafficPolicy ?? 'ALLOW_ANY', connectTimeoutMs: e.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS, origin };
+    fromPush('tcpKeepalive', 'tcpKeepalive');
+    const k = e.tcpKeepalive;
+    // In whole seconds, as istiod writes it (cluster.go setKeepAliveSettings); null: none, whatever the mesh started with.
+    const tcpKeepalive = k === undefined ? null : wholeSecondsKeepalive(k.timeMs, k.intervalMs, k.probes);
+    return { outboundTrafficPolicy: e.outboundTrafficPolicy ?? 'ALLOW_ANY', connectTimeoutMs: e.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS, tcpKeepalive, origin };
   }
 
   /** The version of the MeshConfig in use, and where it came from; undefined before any. */
@@ -205,7 +212,7 @@ export class ControlPlaneMeshConfig implements StateCompileOptions {
     const changed = AT_START.filter(([k]) => !same(this.#effective, started, k)).map(([, name]) => name);
     const key = changed.join(',');
     if (key !== this.#warned && changed.length > 0) {
-      this.#log.warn(`meshlet: ${this.#label} version ${version} changes ${changed.join(', ')}, which this mesh reads when it starts: they apply at its next start (connectTimeout, defaultHttpRetryPolicy and outboundTrafficPolicy apply now)`);
+      this.#log.warn(`meshlet: ${this.#label} version ${version} changes ${changed.join(', ')}, which this mesh reads when it starts: they apply at its next start (connectTimeout, defaultHttpRetryPolicy, outboundTrafficPolicy and tcpKeepalive apply now)`);
     }
     this.#warned = key;
   }
