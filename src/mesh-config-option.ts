@@ -15,7 +15,7 @@ import type { MeshConfigInput, MeshOptions } from './mesh-options.ts';
 import { isMeshConfigMap, meshConfigSettings, meshConfigValueAt, UNAPPLIED_EXPORT_DEFAULTS, unappliedExportDefaults } from './config/validate/mesh-config-notice.ts';
 import { PATH_NORMALIZATIONS } from './core/path-normalization.ts';
 import { parseDuration } from './config/duration.ts';
-import { type ProxyHeadersOptions, resolveProxyHeaders } from './core/proxy-headers.ts';
+import { mergeProxyHeaders, type ProxyHeadersOptions, resolveProxyHeaders } from './core/proxy-headers.ts';
 import { retryPolicyProblems } from './config/validate/retry-policy.ts';
 import type { HTTPRetry } from './config/types/networking.ts';
 import { localityLbSettingProblems } from './config/validate/load-balancer.ts';
@@ -260,6 +260,8 @@ export function applyMeshConfig(o: MeshOptions, info: (message: string) => void,
   const { meshConfig: _, ...rest } = o;
   const merged = { ...top, ...defined(rest), ...(telemetry === undefined ? {} : { telemetry }) } as Record<string, unknown>;
   if (top.dns !== undefined) merged.dns = top.dns;
+  // A workload's own proxyHeaders over the MeshConfig's default, as Istio merges a pod's proxy config (mesh.go MergeProxyConfig).
+  if (top.proxyHeaders !== undefined && o.proxyHeaders !== undefined) merged.proxyHeaders = mergeProxyHeaders(top.proxyHeaders as ProxyHeadersOptions, o.proxyHeaders);
   // The ConfigMap's MeshNetworks (data.meshNetworks), under an explicit `meshNetworks`.
   const networks = o.meshNetworks === undefined ? configMapMeshNetworks(o.meshConfig) : undefined;
   if (networks !== undefined) merged.meshNetworks = networks;
