@@ -20,7 +20,7 @@ import { retryPolicyProblems } from './config/validate/retry-policy.ts';
 import type { HTTPRetry } from './config/types/networking.ts';
 import { localityLbSettingProblems } from './config/validate/load-balancer.ts';
 import { checkAccessLogOptions } from './telemetry/access-log/config.ts';
-import { extensionProviderProblems } from './inbound/extension-providers.ts';
+import { usableExtensionProviders } from './inbound/extension-providers.ts';
 
 
 const where = (path: string): string => `createMesh: \`meshConfig.${path}\``;
@@ -282,6 +282,19 @@ export function meshConfigProblems(o: MeshOptions): string[] {
     problems.push((err as Error).message);
   }
   problems.push(...checkAccessLogOptions(o.telemetry?.accessLog));
-  problems.push(...extensionProviderProblems(o.extensionProviders));
+  // Only what istiod cannot load: a provider it merely warns about is left out by `withUsableProviders`.
+  problems.push(...usableExtensionProviders(o.extensionProviders).fatal);
   return problems.map((p) => p.replace(/^createMesh: /, ''));
+}
+
+/**
+ * `meshConfig` (Istio's MeshConfig, YAML or parsed) without the `extensionProviders` entries istiod
+ * only warns about (`usableExtensionProviders`), each named to `warn`; itself when none is left out.
+ */
+export function withUsableProviders(meshConfig: MeshConfigInput, warn: (message: string) => void): MeshConfigInput {
+  const m = meshConfigOf(meshConfig);
+  const { providers, warnings } = usableExtensionProviders(m.extensionProviders);
+  if (warnings.length === 0 || providers === undefined) return meshConfig;
+  for (const w of warnings) warn(w);
+  return { ...m, extensionProviders: providers };
 }

@@ -24,7 +24,9 @@
  *   mesh has none of its own, feeds every compile too and follows a change live (istiod pushes on
  *   a networks change: pilot/pkg/model/network.go `reloadGateways`); the mesh's own wins whole.
  * - An invalid MeshConfig (or MeshNetworks) is refused as a whole, with a warning naming the
- *   field; the one in use stays.
+ *   field; the one in use stays. An `extensionProviders` entry istiod only warns about is left
+ *   out, with a warning naming it, and the rest is taken (inbound/extension-providers.ts
+ *   `usableExtensionProviders`).
  *
  * @module
  */
@@ -33,7 +35,7 @@ import type { MeshConfigEvent } from './control-plane/protocol.ts';
 import { NO_MESH_CONFIG } from './control-plane/pushed-events.ts';
 import type { StateCompileOptions } from './control-plane/state.ts';
 import { readMeshNetworks } from './config/mesh-networks.ts';
-import { applyMeshConfig, meshConfigProblems } from './mesh-config-option.ts';
+import { applyMeshConfig, meshConfigProblems, withUsableProviders } from './mesh-config-option.ts';
 import type { MeshLogger, MeshOptions } from './mesh-options.ts';
 import { DEFAULT_CONNECT_TIMEOUT_MS, wholeSecondsKeepalive } from './routing/cluster-settings.ts';
 import { DEFAULT_ROOT_NAMESPACE } from './config/resource.ts';
@@ -177,12 +179,15 @@ export class ControlPlaneMeshConfig implements StateCompileOptions {
     let pushed: MeshOptions;
     let effective: MeshOptions;
     let networks: NetworkSettings | undefined;
+    const unusable: string[] = [];
     try {
+      // A provider istiod only warns about is left out (named below, once the MeshConfig is taken).
+      const meshConfig = withUsableProviders(e.meshConfig, (m) => unusable.push(m));
       // Checked alone first: an own option that hides a field does not let a mistake in it pass.
-      pushed = applyMeshConfig({ service: this.#own.service, meshConfig: e.meshConfig }, noop, noop);
+      pushed = applyMeshConfig({ service: this.#own.service, meshConfig }, noop, noop);
       const problems = meshConfigProblems(pushed);
       if (problems.length > 0) throw new Error(problems.join('; '));
-      effective = applyMeshConfig({ ...this.#own, meshConfig: e.meshConfig }, (m) => this.#log.info?.(say(m)), (m) => this.#log.warn(say(m)));
+      effective = applyMeshConfig({ ...this.#own, meshConfig }, (m) => this.#log.info?.(say(m)), (m) => this.#log.warn(say(m)));
       // Its MeshNetworks, checked as createMesh({ meshNetworks }) checks one, taken unless the mesh has its own.
       const meshNetworks = e.meshNetworks === undefined ? undefined : readMeshNetworks(e.meshNetworks, '`meshNetworks`');
       networks = meshNetworks === undefined || this.#own.meshNetworks !== undefined ? undefined : Object.freeze({ ...(this.#networks ?? { network: '' }), meshNetworks });
@@ -197,6 +202,7 @@ export class ControlPlaneMeshConfig implements StateCompileOptions {
     this.#pushed = pushed;
     this.#effective = effective;
     this.#pushedNetworks = networks;
+    for (const m of unusable) this.#log.warn(say(`version ${e.version}: ${m}`));
     this.#warnAtStart(e.version);
     return this.#compileKey() !== before;
   }
