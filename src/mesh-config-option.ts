@@ -16,7 +16,7 @@ import { isMeshConfigMap, meshConfigSettings, meshConfigValueAt, UNAPPLIED_EXPOR
 import { PATH_NORMALIZATIONS } from './core/path-normalization.ts';
 import { parseDuration } from './config/duration.ts';
 import { mergeProxyHeaders, type ProxyHeadersOptions, resolveProxyHeaders } from './core/proxy-headers.ts';
-import { retryPolicyProblems } from './config/validate/retry-policy.ts';
+import { meshRetryPolicyAsEnvoyRunsIt, retryPolicyProblems } from './config/validate/retry-policy.ts';
 import type { HTTPRetry } from './config/types/networking.ts';
 import { localityLbSettingProblems } from './config/validate/load-balancer.ts';
 import { checkAccessLogOptions } from './telemetry/access-log/config.ts';
@@ -145,7 +145,8 @@ export function checkDefaultRetryPolicy(v: unknown, name: string, warn: (message
   const { errors, warnings } = retryPolicyProblems(v, name, fromMeshConfig);
   if (errors.length > 0) throw new InvalidArgumentError(`createMesh: \`${name}\` is invalid: ${errors.join('; ')}`);
   for (const w of warnings) warn(`createMesh: ${w}`);
-  return v as HTTPRetry;
+  // A MeshConfig's sub-millisecond durations run as Envoy runs them (whole ms; see retryPolicyProblems).
+  return fromMeshConfig ? meshRetryPolicyAsEnvoyRunsIt(v as HTTPRetry) : (v as HTTPRetry);
 }
 
 /** Drops undefined fields (an explicit option left undefined does not hide the MeshConfig's). */
