@@ -109,6 +109,8 @@ export class ControlPlaneMeshConfig implements StateCompileOptions {
   /** The options the mesh was built with (start-time settings stay these). */
   #started: MeshOptions | undefined;
   #warned = '';
+  /** The version of the last MeshConfig refused: sent again (each reconnect sends it first), it is not warned about again. */
+  #refused: string | undefined;
 
   /** `own`: createMesh's options (its own `meshConfig` applied); `networks`: the compile's network settings. */
   constructor(own: MeshOptions, networks: NetworkSettings | undefined, log: MeshLogger) {
@@ -192,7 +194,8 @@ export class ControlPlaneMeshConfig implements StateCompileOptions {
       const meshNetworks = e.meshNetworks === undefined ? undefined : readMeshNetworks(e.meshNetworks, '`meshNetworks`');
       networks = meshNetworks === undefined || this.#own.meshNetworks !== undefined ? undefined : Object.freeze({ ...(this.#networks ?? { network: '' }), meshNetworks });
     } catch (err) {
-      this.#log.warn(`meshlet: ${label} version ${e.version} is not applied, the settings in use stay: ${(err as Error).message.replace(/^createMesh: /, '')}`);
+      if (this.#refused !== e.version) this.#log.warn(`meshlet: ${label} version ${e.version} is not applied, the settings in use stay: ${(err as Error).message.replace(/^createMesh: /, '')}`);
+      this.#refused = e.version;
       return false;
     }
     const before = this.#compileKey();
