@@ -173,10 +173,17 @@ export class ControlPlaneMeshConfig implements StateCompileOptions {
    * refused with a warning ({@link event} stays the one in use).
    */
   accept(e: MeshConfigEvent, url: string): boolean {
-    if (e.version === this.#version) return false;
+    const label = e === NO_MESH_CONFIG ? `the control plane (${url}), which sends no MeshConfig (an older version),` : `the control plane's MeshConfig${e.source === undefined ? '' : ` ${e.source}`} (${url})`;
+    if (e.version === this.#version) {
+      // The same MeshConfig from elsewhere (the control plane back after a start from the cache): only where it came from changes.
+      if (label === this.#label || e === NO_MESH_CONFIG) return false;
+      const before = this.#compileKey();
+      this.#label = label;
+      this.#event = e;
+      return this.#compileKey() !== before;
+    }
     // An older control plane, which sends none: nothing to take back unless one was pushed before.
     if (e === NO_MESH_CONFIG && this.#pushed === undefined) return false;
-    const label = e === NO_MESH_CONFIG ? `the control plane (${url}), which sends no MeshConfig (an older version),` : `the control plane's MeshConfig${e.source === undefined ? '' : ` ${e.source}`} (${url})`;
     const say = (m: string): string => `meshlet: ${label}: ${m.replace(/^createMesh: (meshConfig: )?/, '')}`;
     let pushed: MeshOptions;
     let effective: MeshOptions;
