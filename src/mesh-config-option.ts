@@ -15,12 +15,12 @@ import type { MeshConfigInput, MeshOptions } from './mesh-options.ts';
 import { isMeshConfigMap, meshConfigSettings, meshConfigValueAt, UNAPPLIED_EXPORT_DEFAULTS, unappliedExportDefaults } from './config/validate/mesh-config-notice.ts';
 import { PATH_NORMALIZATIONS } from './core/path-normalization.ts';
 import { parseDuration } from './config/duration.ts';
-import { type ProxyHeadersOptions, resolveProxyHeaders } from './core/proxy-headers.ts';
-import { retryPolicyProblems } from './config/validate/retry-policy.ts';
+import { mergeProxyHeaders, type ProxyHeadersOptions, resolveProxyHeaders } from './core/proxy-headers.ts';
+import { meshRetryPolicyAsEnvoyRunsIt, retryPolicyProblems } from './config/validate/retry-policy.ts';
 import type { HTTPRetry } from './config/types/networking.ts';
 import { localityLbSettingProblems } from './config/validate/load-balancer.ts';
 import { checkAccessLogOptions } from './telemetry/access-log/config.ts';
-import { extensionProviderProblems } from './inbound/extension-providers.ts';
+import { usableExtensionProviders } from './inbound/extension-providers.ts';
 
 
 const where = (path: string): string => `createMesh: \`meshConfig.${path}\``;
@@ -145,7 +145,8 @@ export function checkDefaultRetryPolicy(v: unknown, name: string, warn: (message
   const { errors, warnings } = retryPolicyProblems(v, name, fromMeshConfig);
   if (errors.length > 0) throw new InvalidArgumentError(`createMesh: \`${name}\` is invalid: ${errors.join('; ')}`);
   for (const w of warnings) warn(`createMesh: ${w}`);
-  return v as HTTPRetry;
+  // A MeshConfig's sub-millisecond durations run as Envoy runs them (whole ms; see retryPolicyProblems).
+  return fromMeshConfig ? meshRetryPolicyAsEnvoyRunsIt(v as HTTPRetry) : (v as HTTPRetry);
 }
 
 /** Drops undefined fields (an explicit option left undefined does not hide the MeshConfig's). */
@@ -260,6 +261,8 @@ export function applyMeshConfig(o: MeshOptions, info: (message: string) => void,
   const { meshConfig: _, ...rest } = o;
   const merged = { ...top, ...defined(rest), ...(telemetry === undefined ? {} : { telemetry }) } as Record<string, unknown>;
   if (top.dns !== undefined) merged.dns = top.dns;
+  // A workload's own proxyHeaders over the MeshConfig's default, as Istio merges a pod's proxy config (mesh.go MergeProxyConfig).
+  if (top.proxyHeaders !== undefined && o.proxyHeaders !== undefined) merged.proxyHeaders = mergeProxyHeaders(top.proxyHeaders as ProxyHeadersOptions, o.proxyHeaders);
   // The ConfigMap's MeshNetworks (data.meshNetworks), under an explicit `meshNetworks`.
   const networks = o.meshNetworks === undefined ? configMapMeshNetworks(o.meshConfig) : undefined;
   if (networks !== undefined) merged.meshNetworks = networks;
@@ -280,6 +283,19 @@ export function meshConfigProblems(o: MeshOptions): string[] {
     problems.push((err as Error).message);
   }
   problems.push(...checkAccessLogOptions(o.telemetry?.accessLog));
-  problems.push(...extensionProviderProblems(o.extensionProviders));
+  // Only what istiod cannot load: a provider it merely warns about is left out by `withUsableProviders`.
+  problems.push(...usableExtensionProviders(o.extensionProviders).fatal);
   return problems.map((p) => p.replace(/^createMesh: /, ''));
+}
+
+/**
+ * `meshConfig` (Istio's MeshConfig, YAML or parsed) without the `extensionProviders` entries istiod
+ * only warns about (`usableExtensionProviders`), each named to `warn`; itself when none is left out.
+ */
+export function withUsableProviders(meshConfig: MeshConfigInput, warn: (message: string) => void): MeshConfigInput {
+  const m = meshConfigOf(meshConfig);
+  const { providers, warnings } = usableExtensionProviders(m.extensionProviders);
+  if (warnings.length === 0 || providers === undefined) return meshConfig;
+  for (const w of warnings) warn(w);
+  return { ...m, extensionProviders: providers };
 }

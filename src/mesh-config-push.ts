@@ -5,13 +5,17 @@
  * mesh's own settings: an option given to createMesh, or set by the mesh's own `meshConfig`,
  * wins field by field (within `telemetry.accessLog` and `telemetry.tracing` too).
  *
- * - `defaultHttpRetryPolicy`, `connectTimeout` and `outboundTrafficPolicy` feed every compile:
- *   a changed MeshConfig compiles the config in use again and applies at once (new calls; a
- *   connect timeout to new connections), as istiod's full push on a MeshConfig change rebuilds
- *   every cluster's `connect_timeout` and every route's retry policy (pilot/pkg/bootstrap/server.go
+ * - `defaultHttpRetryPolicy`, `connectTimeout`, `outboundTrafficPolicy` and `tcpKeepalive` feed
+ *   every compile: a changed MeshConfig compiles the config in use again and applies at once (new
+ *   calls; a connect timeout and keepalive to new connections: a cluster whose keepalive changed
+ *   gets new pools and its old ones drain, calls in flight finishing on them, as Envoy drains a
+ *   replaced cluster's pools, cluster_manager_impl.cc `ClusterEntry::~ClusterEntry`), as istiod's
+ *   full push on a MeshConfig change rebuilds every cluster's `connect_timeout` and
+ *   `upstream_connection_options.tcp_keepalive` (pilot/pkg/networking/core/cluster.go
+ *   `applyTCPKeepalive`) and every route's retry policy (pilot/pkg/bootstrap/server.go
  *   `initMeshHandlers`).
  * - Everything else (rootNamespace, trustDomain, extensionProviders, access logs, tracing, proxy
- *   headers, path normalization, locality load balancing, DNS refresh, TCP keepalive) is read when the mesh is
+ *   headers, path normalization, locality load balancing, DNS refresh) is read when the mesh is
  *   built: the control plane sends its MeshConfig before the first config, so it applies when
  *   the first config comes live (at a start from the last-known-good cache, the MeshConfig cached
  *   with the config: `control-plane/cached-start.ts`). A MeshConfig that changes them later (or
@@ -20,7 +24,9 @@
  *   mesh has none of its own, feeds every compile too and follows a change live (istiod pushes on
  *   a networks change: pilot/pkg/model/network.go `reloadGateways`); the mesh's own wins whole.
  * - An invalid MeshConfig (or MeshNetworks) is refused as a whole, with a warning naming the
- *   field; the one in use stays.
+ *   field; the one in use stays. An `extensionProviders` entry istiod only warns about is left
+ *   out, with a warning naming it, and the rest is taken (inbound/extension-providers.ts
+ *   `usableExtensionProviders`).
  *
  * @module
  */
@@ -29,9 +35,9 @@ import type { MeshConfigEvent } from './control-plane/protocol.ts';
 import { NO_MESH_CONFIG } from './control-plane/pushed-events.ts';
 import type { StateCompileOptions } from './control-plane/state.ts';
 import { readMeshNetworks } from './config/mesh-networks.ts';
-import { applyMeshConfig, meshConfigProblems } from './mesh-config-option.ts';
+import { applyMeshConfig, meshConfigProblems, withUsableProviders } from './mesh-config-option.ts';
 import type { MeshLogger, MeshOptions } from './mesh-options.ts';
-import { DEFAULT_CONNECT_TIMEOUT_MS } from './routing/cluster-settings.ts';
+import { DEFAULT_CONNECT_TIMEOUT_MS, wholeSecondsKeepalive } from './routing/cluster-settings.ts';
 import { DEFAULT_ROOT_NAMESPACE } from './config/resource.ts';
 import { DEFAULT_TRUST_DOMAIN } from './security/authz/trust-domain.ts';
 import type { MeshWideSettings } from './routing/compile.ts';
@@ -47,7 +53,6 @@ const AT_START: readonly (readonly [keyof MeshOptions, string])[] = [
   ['dns', 'dnsRefreshRate'],
   ['proxyHeaders', 'defaultConfig.proxyHeaders'],
   ['localityLbSetting', 'localityLbSetting'],
-  ['tcpKeepalive', 'tcpKeepalive'],
   ['telemetry', 'accessLog*/enableTracing/defaultConfig.tracing'],
 ];
 
@@ -104,6 +109,8 @@ export class ControlPlaneMeshConfig implements StateCompileOptions {
   /** The options the mesh was built with (start-time settings stay these). */
   #started: MeshOptions | undefined;
   #warned = '';
+  /** The version of the last MeshConfig refused: sent again (each reconnect sends it first), it is not warned about again. */
+  #refused: string | undefined;
 
   /** `own`: createMesh's options (its own `meshConfig` applied); `networks`: the compile's network settings. */
   constructor(own: MeshOptions, networks: NetworkSettings | undefined, log: MeshLogger) {
@@ -137,7 +144,11 @@ export class ControlPlaneMeshConfig implements StateCompileOptions {
     fromPush('outboundTrafficPolicy', 'outboundTrafficPolicy');
     fromPush('connectTimeoutMs', 'connectTimeout');
     fromPush('defaultHttpRetryPolicy', 'defaultHttpRetryPolicy');
-    return { outboundTrafficPolicy: e.outboundTrafficPolicy ?? 'ALLOW_ANY', connectTimeoutMs: e.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS, origin };
+    fromPush('tcpKeepalive', 'tcpKeepalive');
+    const k = e.tcpKeepalive;
+    // In whole seconds, as istiod writes it (cluster.go setKeepAliveSettings); null: none, whatever the mesh started with.
+    const tcpKeepalive = k === undefined ? null : wholeSecondsKeepalive(k.timeMs, k.intervalMs, k.probes);
+    return { outboundTrafficPolicy: e.outboundTrafficPolicy ?? 'ALLOW_ANY', connectTimeoutMs: e.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS, tcpKeepalive, origin };
   }
 
   /** The version of the MeshConfig in use, and where it came from; undefined before any. */
@@ -162,25 +173,36 @@ export class ControlPlaneMeshConfig implements StateCompileOptions {
    * refused with a warning ({@link event} stays the one in use).
    */
   accept(e: MeshConfigEvent, url: string): boolean {
-    if (e.version === this.#version) return false;
+    const label = e === NO_MESH_CONFIG ? `the control plane (${url}), which sends no MeshConfig (an older version),` : `the control plane's MeshConfig${e.source === undefined ? '' : ` ${e.source}`} (${url})`;
+    if (e.version === this.#version) {
+      // The same MeshConfig from elsewhere (the control plane back after a start from the cache): only where it came from changes.
+      if (label === this.#label || e === NO_MESH_CONFIG) return false;
+      const before = this.#compileKey();
+      this.#label = label;
+      this.#event = e;
+      return this.#compileKey() !== before;
+    }
     // An older control plane, which sends none: nothing to take back unless one was pushed before.
     if (e === NO_MESH_CONFIG && this.#pushed === undefined) return false;
-    const label = e === NO_MESH_CONFIG ? `the control plane (${url}), which sends no MeshConfig (an older version),` : `the control plane's MeshConfig${e.source === undefined ? '' : ` ${e.source}`} (${url})`;
     const say = (m: string): string => `meshlet: ${label}: ${m.replace(/^createMesh: (meshConfig: )?/, '')}`;
     let pushed: MeshOptions;
     let effective: MeshOptions;
     let networks: NetworkSettings | undefined;
+    const unusable: string[] = [];
     try {
+      // A provider istiod only warns about is left out (named below, once the MeshConfig is taken).
+      const meshConfig = withUsableProviders(e.meshConfig, (m) => unusable.push(m));
       // Checked alone first: an own option that hides a field does not let a mistake in it pass.
-      pushed = applyMeshConfig({ service: this.#own.service, meshConfig: e.meshConfig }, noop, noop);
+      pushed = applyMeshConfig({ service: this.#own.service, meshConfig }, noop, noop);
       const problems = meshConfigProblems(pushed);
       if (problems.length > 0) throw new Error(problems.join('; '));
-      effective = applyMeshConfig({ ...this.#own, meshConfig: e.meshConfig }, (m) => this.#log.info?.(say(m)), (m) => this.#log.warn(say(m)));
+      effective = applyMeshConfig({ ...this.#own, meshConfig }, (m) => this.#log.info?.(say(m)), (m) => this.#log.warn(say(m)));
       // Its MeshNetworks, checked as createMesh({ meshNetworks }) checks one, taken unless the mesh has its own.
       const meshNetworks = e.meshNetworks === undefined ? undefined : readMeshNetworks(e.meshNetworks, '`meshNetworks`');
       networks = meshNetworks === undefined || this.#own.meshNetworks !== undefined ? undefined : Object.freeze({ ...(this.#networks ?? { network: '' }), meshNetworks });
     } catch (err) {
-      this.#log.warn(`meshlet: ${label} version ${e.version} is not applied, the settings in use stay: ${(err as Error).message.replace(/^createMesh: /, '')}`);
+      if (this.#refused !== e.version) this.#log.warn(`meshlet: ${label} version ${e.version} is not applied, the settings in use stay: ${(err as Error).message.replace(/^createMesh: /, '')}`);
+      this.#refused = e.version;
       return false;
     }
     const before = this.#compileKey();
@@ -190,6 +212,7 @@ export class ControlPlaneMeshConfig implements StateCompileOptions {
     this.#pushed = pushed;
     this.#effective = effective;
     this.#pushedNetworks = networks;
+    for (const m of unusable) this.#log.warn(say(`version ${e.version}: ${m}`));
     this.#warnAtStart(e.version);
     return this.#compileKey() !== before;
   }
@@ -205,7 +228,7 @@ export class ControlPlaneMeshConfig implements StateCompileOptions {
     const changed = AT_START.filter(([k]) => !same(this.#effective, started, k)).map(([, name]) => name);
     const key = changed.join(',');
     if (key !== this.#warned && changed.length > 0) {
-      this.#log.warn(`meshlet: ${this.#label} version ${version} changes ${changed.join(', ')}, which this mesh reads when it starts: they apply at its next start (connectTimeout, defaultHttpRetryPolicy and outboundTrafficPolicy apply now)`);
+      this.#log.warn(`meshlet: ${this.#label} version ${version} changes ${changed.join(', ')}, which this mesh reads when it starts: they apply at its next start (connectTimeout, defaultHttpRetryPolicy, outboundTrafficPolicy and tcpKeepalive apply now)`);
     }
     this.#warned = key;
   }

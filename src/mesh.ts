@@ -262,7 +262,7 @@ export class Mesh extends EventEmitter<MeshEvents> {
     this.#transport.install(snapshot.resources);
     this.#grpcTransport.install(snapshot.resources);
     this.#outbound.install(snapshot);
-    for (const t of [this.#transport, this.#grpcTransport]) t.passthroughConnectTimeout(this.#outbound.connectTimeoutMs);
+    for (const t of [this.#transport, this.#grpcTransport]) t.passthroughSettings(this.#outbound.connectTimeoutMs, this.#outbound.tcpKeepalive);
     this.#servers.install(snapshot.resources);
     this.#telemetry.install(snapshot.resources);
   }

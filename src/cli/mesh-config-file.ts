@@ -10,6 +10,7 @@
 import { readFile } from 'node:fs/promises';
 import { readMeshNetworks } from '../config/mesh-networks.ts';
 import { applyMeshConfig, meshConfigOf, meshConfigProblems } from '../mesh-config-option.ts';
+import { usableExtensionProviders } from '../inbound/extension-providers.ts';
 import type { MeshOptions } from '../mesh-options.ts';
 import { UsageError } from './args.ts';
 
@@ -39,6 +40,10 @@ export async function readMeshConfigFile(command: string, file: string | undefin
     throw new UsageError(`meshlet ${command}: --mesh-config ${file}: ${(err as Error).message.replace(/^createMesh: /, '')}`);
   }
   const problems = meshConfigProblems(options);
+  // A provider istiod only warns about: named, and left out (meshes leave it out too).
+  const providers = usableExtensionProviders(options.extensionProviders);
+  for (const w of providers.warnings) note(w);
+  if (providers.warnings.length > 0 && providers.providers !== undefined) options = { ...options, extensionProviders: providers.providers as MeshOptions['extensionProviders'] };
   // The ConfigMap's data.meshNetworks, checked as createMesh({ meshNetworks }) checks it.
   if (options.meshNetworks !== undefined) {
     try {

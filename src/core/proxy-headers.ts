@@ -220,3 +220,22 @@ function metadataExchangeMode(who: string, v: ProxyHeadersOptions['metadataExcha
   if (mode !== 'IN_MESH' && mode !== 'UNDEFINED') throw new InvalidArgumentError(`${who}: \`proxyHeaders.metadataExchangeHeaders.mode\` must be IN_MESH or UNDEFINED, got ${JSON.stringify(mode)}`);
   return mode;
 }
+
+/**
+ * A workload's own `proxyHeaders` over the mesh's default (MeshConfig `defaultConfig.proxyHeaders`),
+ * as Istio merges a pod's proxy config over the mesh default (pkg/config/mesh/mesh.go
+ * `MergeProxyConfig` → `correctProxyHeaders`): the pod's `proxyHeaders` message replaces the
+ * mesh's, then `forwardedClientCert`, `requestId`, `attemptCount`, `server` and
+ * `envoyDebugHeaders` the pod leaves unset (or `forwardedClientCert` UNDEFINED, the enum's zero)
+ * are the mesh's again; the other fields (`setCurrentClientCertDetails`, `metadataExchangeHeaders`,
+ * `xForwardedPort`, `xForwardedHost`, `preserveHttp1HeaderCase`) are the pod's alone.
+ */
+export function mergeProxyHeaders(mesh: ProxyHeadersOptions | undefined, own: ProxyHeadersOptions | undefined): ProxyHeadersOptions | undefined {
+  if (mesh === undefined || own === undefined || mesh === null || own === null || typeof mesh !== 'object' || typeof own !== 'object') return own ?? mesh;
+  const out: Record<string, unknown> = { ...own };
+  for (const k of ['forwardedClientCert', 'requestId', 'attemptCount', 'server', 'envoyDebugHeaders'] as const) {
+    const v = own[k];
+    if ((v === undefined || (k === 'forwardedClientCert' && (v as string) === 'UNDEFINED')) && mesh[k] !== undefined) out[k] = mesh[k];
+  }
+  return out as ProxyHeadersOptions;
+}

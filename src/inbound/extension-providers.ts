@@ -89,15 +89,33 @@ export function checkExtensionProvider(p: unknown, i: number, names: Set<string>
   return problems.length > 0 ? { problem: `${where} (${e.name}).${k.kind}: ${problems.join('; ')}` } : k;
 }
 
-/** Every entry's first problem, as createMesh words it (nothing when createMesh would take the list). */
-export function extensionProviderProblems(list: unknown): string[] {
-  if (list === undefined) return [];
-  if (!Array.isArray(list)) return [NOT_A_LIST];
+/**
+ * The entries of a MeshConfig's `extensionProviders` a mesh can use, and a warning naming each
+ * other one. istiod loads a MeshConfig whose providers fail validation and only warns ("found
+ * invalid extension provider (can be ignored if the given extension provider is not used)":
+ * pkg/config/validation/agent/validation.go `ValidateMeshConfig` → extensionprovider.go
+ * `validateExtensionProvider`), then builds nothing from such a provider: a CUSTOM policy naming
+ * it denies what it matches (pilot/pkg/security/authz/builder/builder.go: "will generate deny
+ * configs"). What istiod cannot load at all — a list that is not a list, a provider with two kinds
+ * (a oneof set twice: protomarshal.ApplyYAML fails) — stays a refusal: `fatal`.
+ */
+export function usableExtensionProviders(list: unknown): { providers: unknown[] | undefined; warnings: string[]; fatal: string[] } {
+  if (list === undefined) return { providers: undefined, warnings: [], fatal: [] };
+  if (!Array.isArray(list)) return { providers: undefined, warnings: [], fatal: [NOT_A_LIST] };
   const names = new Set<string>();
-  const problems: string[] = [];
+  const providers: unknown[] = [];
+  const warnings: string[] = [];
+  const fatal: string[] = [];
   list.forEach((p, i) => {
     const r = checkExtensionProvider(p, i, names);
-    if ('problem' in r) problems.push(r.problem);
+    if (!('problem' in r)) {
+      providers.push(p);
+      return;
+    }
+    const kinds = p !== null && typeof p === 'object' ? Object.keys(p).filter((k) => k !== 'name' && (p as Record<string, unknown>)[k] !== undefined) : [];
+    const known = [...RUN_KINDS, ...OTHER_KINDS];
+    if (kinds.length > 1 && kinds.every((k) => known.includes(k))) fatal.push(r.problem);
+    else warnings.push(`${r.problem.replace(/^createMesh: /, '')} — istiod only warns about it; this provider is not used (a CUSTOM policy naming it denies what it matches, a Telemetry naming it sends nothing to it)`);
   });
-  return problems;
+  return { providers, warnings, fatal };
 }

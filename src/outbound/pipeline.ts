@@ -14,14 +14,14 @@
  *
  * @module
  */
-import { DEFAULT_DNS_REFRESH_MS, type DnsOptions, lookupFamily, systemDnsResolve } from './dns-target.ts';
-import type { Clock, Random, Timer } from '../core/clock.ts';
+import { DEFAULT_DNS_REFRESH_MS, lookupFamily, systemDnsResolve } from './dns-target.ts';
+import type { Clock, Timer } from '../core/clock.ts';
 import { DeadlineQueue } from '../core/deadlines.ts';
 import type { Exchange } from '../core/exchange.ts';
 import { type Dispatch, type Layer, stack } from '../core/layer.ts';
 import type { FailureKind } from '../core/outcome.ts';
-import { channels, type OutlierEjectedMessage, type OutlierReturnedMessage, type WorkloadIdentity } from '../core/observe.ts';
-import { type Transports, transportOf } from './transport.ts';
+import { channels, type OutlierEjectedMessage, type OutlierReturnedMessage } from '../core/observe.ts';
+import { transportOf } from './transport.ts';
 import { faultLayer } from '../policies/fault.ts';
 import { type LiveMirrors, type MirrorStats, mirrorLayer } from '../policies/mirror.ts';
 import type { OutlierEvent } from '../policies/outlier.ts';
@@ -30,7 +30,6 @@ import { retryLayer } from '../policies/retry.ts';
 import { timeoutLayer } from '../policies/timeout.ts';
 import { RQ_TIMEOUT_HEADER, timeoutFromHeader } from '../policies/timeout-headers.ts';
 import { DEFAULT_ROOT_NAMESPACE } from '../config/resource.ts';
-import type { LocalityLoadBalancerSetting } from '../config/types/destination-rule.ts';
 import type { Snapshot, UnknownHostPolicy } from '../routing/compile.ts';
 import type { CompiledRoute } from '../routing/route-table.ts';
 import { DEFAULT_CONNECT_TIMEOUT_MS, type TcpKeepalive } from '../routing/cluster-settings.ts';
@@ -40,7 +39,6 @@ import { routeLayer } from './route-layer.ts';
 import type { PathNormalization } from '../core/path-normalization.ts';
 import { passthroughLayer } from './passthrough.ts';
 import { compileOutboundRateLimits, type OutboundRateLimits } from './rate-limit.ts';
-import type { RateLimitServiceClient } from '../policies/rate-limit/rls-client.ts';
 import { upstreamLayer } from './upstream.ts';
 import { watchNodeHttpBypass } from './node-http-bypass.ts';
 import { cleanInternalHeaders, removeAppClientCert } from '../core/clean-internal-headers.ts';
@@ -48,61 +46,9 @@ import { cleanInternalHeaders, removeAppClientCert } from '../core/clean-interna
 /** How long a mirrored copy may take when its route has no timeout. */
 const MIRROR_TIMEOUT_MS = 10_000;
 
-/**
- * An event the data plane reports (ejections, returns).
- * @category Mesh
- */
-export interface OutboundEvent {
-  readonly type: 'ejected' | 'returned';
-  readonly cluster: string;
-  readonly endpoint: string;
-  readonly reason: string;
-  /** For `ejected`: when the endpoint returns, on the mesh clock. */
-  readonly untilMs: number;
-}
+import type { OutboundEvent, OutboundOptions } from './outbound-options.ts';
 
-/** Everything the pipeline needs from the mesh and the adapter. */
-export interface OutboundOptions {
-  readonly clock: Clock;
-  /** Calls the rate limit services of global rate limit filters. @defaultValue none: their calls fail */
-  readonly rls?: RateLimitServiceClient | undefined;
-  readonly random: Random;
-  /** This workload's locality (`region/zone/subzone`), or ''. */
-  readonly locality: string;
-  /** MeshConfig's `localityLbSetting` (undefined: Istio's default, enabled with no rules). */
-  readonly localityLbSetting?: LocalityLoadBalancerSetting | undefined;
-  /** MeshConfig's `connectTimeout`, for clusters whose DestinationRule sets none (undefined: Istio's 10 s). */
-  readonly connectTimeoutMs?: number | undefined;
-  /** MeshConfig's `tcpKeepalive` (whole seconds), under the fields a DestinationRule's `tcp.tcpKeepalive` sets. */
-  readonly tcpKeepalive?: TcpKeepalive | undefined;
-  readonly labels: Readonly<Record<string, string>>;
-  /** This workload's IP, the key of `consistentHash.useSourceIp`. */
-  readonly sourceIp: string;
-  readonly outboundTrafficPolicy: 'ALLOW_ANY' | 'REGISTRY_ONLY';
-  /** Longest upstream `Retry-After` honoured. */
-  readonly maxRetryAfterMs: number;
-  /** Mirrored requests in flight at most. */
-  readonly maxMirrorsInFlight: number;
-  /** The transports, by the name an Exchange carries in `transport` (`http`, `grpc`). */
-  readonly transports: Transports;
-  /** The mesh's identity, named in what is published on the observation channels. */
-  readonly workload?: WorkloadIdentity;
-  /** The mesh's root namespace (its EnvoyFilters apply mesh-wide). @defaultValue 'istio-system' */
-  readonly rootNamespace?: string;
-  /** Attempts carry `x-envoy-attempt-count` (Istio's `proxyHeaders.attemptCount`). @defaultValue true */
-  readonly attemptCount?: boolean;
-  /** Rewritten calls carry `x-envoy-original-path` (Istio's `proxyHeaders.envoyDebugHeaders`). @defaultValue true */
-  readonly envoyHeaders?: boolean;
-  /** A call's own `x-envoy-retry-on`, `x-envoy-upstream-rq-timeout-ms`, … are honoured, not removed (core/clean-internal-headers.ts). @defaultValue false */
-  readonly trustEnvoyRequestHeaders?: boolean;
-  /** MeshConfig `pathNormalization`, applied to calls to mesh hosts before routing. @defaultValue 'NONE' */
-  readonly pathNormalization?: PathNormalization | undefined;
-  /** How `resolution: DNS` names are resolved (STRICT_DNS). @defaultValue the OS resolver, refreshed every 60 s */
-  readonly dns?: DnsOptions | undefined;
-  onEvent(e: OutboundEvent): void;
-  /** Where a call to a mesh service made with node:http (not through the mesh) is reported; unset: not watched. */
-  readonly warn?: ((message: string) => void) | undefined;
-}
+export type { OutboundEvent, OutboundOptions };
 
 /** The outbound data plane of one mesh. */
 export class Outbound {
@@ -113,6 +59,8 @@ export class Outbound {
   #meshPolicy: UnknownHostPolicy;
   /** The mesh's connect timeout: the snapshot's (`meshSettings`), else the option's (read by every cluster state). */
   #connectTimeoutMs: number | undefined;
+  /** The mesh's TCP keepalive: the snapshot's (`meshSettings`), else the option's (read by every cluster state). */
+  #tcpKeepalive: TcpKeepalive | undefined;
   /** The snapshot's outbound local rate limits; undefined when none can limit anything. */
   #rateLimits: OutboundRateLimits | undefined;
   readonly #clusters = new Map<string, ClusterState>();
@@ -141,6 +89,7 @@ export class Outbound {
     this.#snapshot = snapshot;
     this.#meshPolicy = Object.freeze({ mode: snapshot.meshSettings?.outboundTrafficPolicy ?? o.outboundTrafficPolicy, egressProxy: undefined, source: '' });
     this.#connectTimeoutMs = snapshot.meshSettings?.connectTimeoutMs ?? o.connectTimeoutMs;
+    this.#tcpKeepalive = meshKeepalive(snapshot.meshSettings, o.tcpKeepalive);
     this.#unknownHosts = snapshot.sidecar?.outboundTrafficPolicy ?? this.#meshPolicy;
     this.#rateLimits = this.#compileRateLimits(snapshot);
     this.deadlines = new DeadlineQueue(o.clock);
@@ -155,7 +104,10 @@ export class Outbound {
       get connectTimeoutMs() {
         return outbound.#connectTimeoutMs;
       },
-      tcpKeepalive: o.tcpKeepalive,
+      // Read alike: a snapshot with another mesh keepalive rebuilds the clusters' pools (transports' refresh), as istiod's full push rebuilds every cluster.
+      get tcpKeepalive() {
+        return outbound.#tcpKeepalive;
+      },
       labels: o.labels,
       dns: { resolve: o.dns?.resolve ?? systemDnsResolve, refreshMs: o.dns?.refreshRateMs ?? DEFAULT_DNS_REFRESH_MS, family: lookupFamily(o.sourceIp) },
       onOutlierEvent: (cluster: string, e: OutlierEvent) => {
@@ -278,9 +230,9 @@ export class Outbound {
     return this.#o.clock;
   }
 
-  /** MeshConfig's `tcpKeepalive` (`createMesh({ tcpKeepalive })`): the PassthroughCluster's, under a DestinationRule's fields. */
+  /** MeshConfig's `tcpKeepalive` in use (a control plane's, else `createMesh({ tcpKeepalive })`): the PassthroughCluster's, and under a DestinationRule's fields every cluster's. */
   get tcpKeepalive(): TcpKeepalive | undefined {
-    return this.#o.tcpKeepalive;
+    return this.#tcpKeepalive;
   }
 
   /** MeshConfig's `connectTimeout` in use (a control plane's, else `createMesh({ connectTimeoutMs })`), else Istio's 10 s: the PassthroughCluster's, and a cluster's whose DestinationRule sets none. */
@@ -310,9 +262,10 @@ export class Outbound {
 
   /** Swaps in a new snapshot: new calls use it; cluster state whose name survives is kept. */
   install(snapshot: Snapshot): void {
-    // The mesh's settings first: clusters that survive rebuild their pools under the new connect timeout (transports' refresh).
+    // The mesh's settings first: clusters that survive rebuild their pools under the new connect timeout or keepalive (transports' refresh).
     const mesh = snapshot.meshSettings;
     this.#connectTimeoutMs = mesh?.connectTimeoutMs ?? this.#o.connectTimeoutMs;
+    this.#tcpKeepalive = meshKeepalive(mesh, this.#o.tcpKeepalive);
     const mode = mesh?.outboundTrafficPolicy ?? this.#o.outboundTrafficPolicy;
     if (mode !== this.#meshPolicy.mode) this.#meshPolicy = Object.freeze({ mode, egressProxy: undefined, source: '' });
     // Cluster state is made when a call first needs it (see #cluster): a mesh talks to a few of
@@ -397,4 +350,10 @@ export class Outbound {
     await Promise.all([...this.#clusters.values(), ...retired].map((c) => c.close(graceMs)));
     this.#clusters.clear();
   }
+}
+
+/** The mesh's TCP keepalive: the snapshot's when it carries one (`null`: none), else the option's. */
+function meshKeepalive(mesh: Snapshot['meshSettings'], option: TcpKeepalive | undefined): TcpKeepalive | undefined {
+  const k = mesh?.tcpKeepalive;
+  return k === undefined ? option : (k ?? undefined);
 }

@@ -7,6 +7,7 @@ import type { NetworkSettings } from '../config/network-topology.ts';
 import type { Resource } from '../config/resource.ts';
 import type { HTTPRetry } from '../config/types/networking.ts';
 import type { CompileCache } from './compile-cache.ts';
+import type { TcpKeepalive } from './cluster-settings.ts';
 
 /**
  * Options for `compileSnapshot`.
@@ -54,6 +55,11 @@ export interface MeshWideSettings {
   readonly outboundTrafficPolicy?: 'ALLOW_ANY' | 'REGISTRY_ONLY' | undefined;
   /** MeshConfig's `connectTimeout`, for clusters whose DestinationRule sets no `tcp.connectTimeout`. */
   readonly connectTimeoutMs?: number | undefined;
+  /**
+   * MeshConfig's `tcpKeepalive` (whole seconds, as istiod writes it), for every cluster's new connections under
+   * the fields a DestinationRule's `tcp.tcpKeepalive` sets, and the PassthroughCluster's; `null`: none; absent: the mesh's option applies.
+   */
+  readonly tcpKeepalive?: TcpKeepalive | null | undefined;
   /** Where each setting came from, for explain and the admin views (e.g. `control plane MeshConfig /etc/mesh.yaml`). */
   readonly origin?: Readonly<Record<string, string>> | undefined;
 }

@@ -95,6 +95,14 @@ describe("the control plane's MeshConfig in the last-known-good cache", () => {
       [],
       'the cached MeshConfig is applied without complaint',
     );
+
+    // The control plane comes back with the same MeshConfig (same version): it now says it came from the control plane.
+    await t.restart();
+    await until(() => mesh.configSource === 'control-plane', 'live from the control plane again', 20_000);
+    const origin = () => mesh.snapshot.meshSettings?.origin?.outboundTrafficPolicy ?? '';
+    await until(() => !origin().includes('cached in'), 'the origin label no longer the cache', 20_000);
+    assert.match(origin(), /^the control plane's MeshConfig test-mesh\.yaml \(http:\/\/127\.0\.0\.1:\d+\)$/);
+    assert.match(mesh.explain({ url: `http://127.0.0.1:${outside.port}/` }).toString(), /outboundTrafficPolicy: REGISTRY_ONLY \(the control plane's MeshConfig test-mesh\.yaml \(http:\/\/127\.0\.0\.1:\d+\)\)/);
   });
 
   it('a MeshConfig changed while the mesh runs (same config) is written to the cache, and a restart from the cache runs under it', async () => {

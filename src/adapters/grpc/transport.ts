@@ -62,7 +62,7 @@ export class GrpcTransport {
   /** MeshConfig's `connectTimeout`: PassthroughCluster's connect timeout. */
   #connectTimeoutMs: number;
   /** MeshConfig's `tcpKeepalive`: the PassthroughCluster's too (cluster_builder.go buildDefaultPassthroughCluster → applyConnectionPool). */
-  readonly #keepalive: TcpKeepalive | undefined;
+  #keepalive: TcpKeepalive | undefined;
 
   /**
    * `clock`: the mesh clock; `credentials`: the workload's certificate for mTLS (new connections use
@@ -84,9 +84,14 @@ export class GrpcTransport {
     return this.#env.install(resources);
   }
 
-  /** MeshConfig's `connectTimeout` changed (a control plane's MeshConfig, live): new PassthroughCluster connections get it. */
-  passthroughConnectTimeout(ms: number): void {
+  /**
+   * MeshConfig's `connectTimeout` or `tcpKeepalive` changed (a control plane's MeshConfig, live): new PassthroughCluster
+   * calls get connections made with them (passthrough connections are keyed by their settings); calls on the older
+   * ones finish there, and those close once unused.
+   */
+  passthroughSettings(ms: number, keepalive: TcpKeepalive | undefined): void {
     this.#connectTimeoutMs = ms;
+    this.#keepalive = keepalive;
   }
 
   /** Sends an attempt to the endpoint the balance layer picked. */

@@ -267,8 +267,8 @@ export class UndiciTransport {
   #agent: ReturnType<typeof trackedAgent>;
   #passthroughConnectTimeoutMs: number;
   /** MeshConfig's `tcpKeepalive`: istiod applies it to the PassthroughCluster as to every cluster (cluster_builder.go buildDefaultPassthroughCluster → applyConnectionPool). */
-  readonly #keepalive: TcpKeepalive | undefined;
-  /** Passthrough agents a changed connect timeout replaced, draining their calls in flight. */
+  #keepalive: TcpKeepalive | undefined;
+  /** Passthrough agents a changed connect timeout or keepalive replaced, draining their calls in flight. */
   readonly #retiring = new Set<ReturnType<typeof trackedAgent>>();
   readonly #clock: Clock;
   readonly #env: TlsEnvironment;
@@ -370,12 +370,17 @@ export class UndiciTransport {
     cs.retire(t.pools);
   }
 
-  /** MeshConfig's `connectTimeout` changed (a control plane's, live): a new PassthroughCluster agent; the old one drains. */
-  passthroughConnectTimeout(ms: number): void {
-    if (ms === this.#passthroughConnectTimeoutMs) return;
+  /**
+   * MeshConfig's `connectTimeout` or `tcpKeepalive` changed (a control plane's, live): a new PassthroughCluster agent
+   * for new calls; the old one drains (its calls in flight finish, then it closes), as Envoy drains a replaced
+   * cluster's connection pools (cluster_manager_impl.cc `ClusterEntry::~ClusterEntry` → drainConnPools).
+   */
+  passthroughSettings(ms: number, keepalive: TcpKeepalive | undefined): void {
+    if (ms === this.#passthroughConnectTimeoutMs && JSON.stringify(keepalive ?? null) === JSON.stringify(this.#keepalive ?? null)) return;
     const old = this.#agent;
-    this.#agent = passthroughAgent(ms, this.#clock, this.#keepalive);
+    this.#agent = passthroughAgent(ms, this.#clock, keepalive);
     this.#passthroughConnectTimeoutMs = ms;
+    this.#keepalive = keepalive;
     this.#retiring.add(old);
     old.close().catch(() => undefined).finally(() => this.#retiring.delete(old));
   }

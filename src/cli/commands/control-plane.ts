@@ -8,8 +8,6 @@ import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { parseDuration } from '../../config/duration.ts';
-import { Reloader } from '../../config/reloader.ts';
-import { watchConfigPaths } from '../../config/watch.ts';
 import { InvalidArgumentError } from '../../core/errors.ts';
 import { ANALYSIS_MODES, type AnalysisMode } from '../../config/load-config.ts';
 import { DEFAULT_PORT } from '../../control-plane/protocol.ts';
@@ -22,58 +20,8 @@ import { checkServingCertTtl, type ServingTlsOptions } from '../../control-plane
 import type { ConfigStore, RegistryStore, SharedValues } from '../../control-plane-server/store.ts';
 import { out, UsageError } from '../args.ts';
 import { durationOption } from '../client.ts';
-import { readMeshConfigFile } from '../mesh-config-file.ts';
-import type { MeshNetworksInput } from '../../config/mesh-networks.ts';
+import { controlPlaneMeshConfig, watchMeshConfigFile } from './control-plane-mesh-config.ts';
 import { formatHostPort } from '../../core/host-port.ts';
-
-/**
- * `--mesh-config <file>`: Istio's MeshConfig (the istio ConfigMap or its data.mesh), checked as
- * `createMesh({ meshConfig })` checks it (a mistake names the file and the field): the control
- * plane's own settings (rootNamespace, trustDomain) and the MeshConfig it pushes to every mesh it
- * feeds, with the ConfigMap's `data.meshNetworks` (checked as `createMesh({ meshNetworks })` checks
- * it); none without the flag.
- */
-async function controlPlaneMeshConfig(file: string | undefined): Promise<{ rootNamespace?: string | undefined; trustDomain?: string | undefined; meshConfig?: Record<string, unknown>; meshNetworks?: MeshNetworksInput | undefined }> {
-  const read = await readMeshConfigFile('control-plane', file, false);
-  if (read === undefined) return {};
-  return { rootNamespace: read.options.rootNamespace, trustDomain: read.options.trustDomain, meshConfig: read.meshConfig, meshNetworks: read.options.meshNetworks };
-}
-
-/**
- * Watches the `--mesh-config` file as config files are watched (a ConfigMap's `..data` swap, a
- * replaced file, a half-written one read only once settled and unchanged): a change is read and
- * checked again and, when valid, pushed to every mesh (their compile settings apply at once); an
- * invalid one is logged and the previous one stays. Its rootNamespace and trustDomain (the control
- * plane's own) apply at the next start. Returns what stops watching.
- */
-function watchMeshConfigFile(file: string, cp: { setMeshConfig(m: Record<string, unknown> | undefined, source?: string, meshNetworks?: MeshNetworksInput): void }): () => void {
-  const reloader = new Reloader({
-    debounceMs: 100,
-    maxDebounceMs: 1000,
-    reload: async (attempt) => {
-      let read: Awaited<ReturnType<typeof readMeshConfigFile>>;
-      try {
-        read = await readMeshConfigFile('control-plane', file, false);
-      } catch (err) {
-        // A file still being written reads again once it settles.
-        if (await attempt.current()) stderrLogger.warn(`${(err as Error).message}; the MeshConfig pushed before stays`);
-        return;
-      }
-      if (read !== undefined && (await attempt.current())) cp.setMeshConfig(read.meshConfig, file, read.options.meshNetworks);
-    },
-    onError: (err) => stderrLogger.warn(`--mesh-config ${file}: ${err instanceof Error ? err.message : String(err)}`),
-  });
-  const watcher = watchConfigPaths([file], {
-    onEvent: (e) => reloader.event(e),
-    onError: (err) => stderrLogger.warn(`--mesh-config ${file}: ${err.message}`),
-    onLost: (_root, why) => stderrLogger.warn(`--mesh-config ${file}: lost the watch on it (${why}); the MeshConfig pushed before stays`),
-    onRestored: (_root, how) => stderrLogger.info?.(`--mesh-config ${file}: ${how}`),
-  });
-  return () => {
-    watcher.close();
-    void reloader.close();
-  };
-}
 
 export const controlPlaneHelp = `Usage: meshlet control-plane --config <dir> [options]
        meshlet control-plane --etcd <url[,url]> [--config <dir>] [options]
@@ -322,9 +270,13 @@ export async function controlPlaneCommand(argv: string[]): Promise<number> {
     }
   }
 
-  const fromMesh = await controlPlaneMeshConfig(values['mesh-config']);
+  // Watched before it is read: an edit while the control plane starts is pushed once it is up.
+  const meshConfigFile = values['mesh-config'];
+  const meshConfigWatch = meshConfigFile === undefined ? undefined : watchMeshConfigFile(meshConfigFile);
+  let fromMesh: Awaited<ReturnType<typeof controlPlaneMeshConfig>>;
   let cp: Awaited<ReturnType<typeof startControlPlane>>;
   try {
+    fromMesh = await controlPlaneMeshConfig(meshConfigFile);
     cp = await startControlPlane({
       configDir: store === undefined ? values.config : undefined,
       store,
@@ -347,6 +299,7 @@ export async function controlPlaneCommand(argv: string[]): Promise<number> {
       tls,
     });
   } catch (err) {
+    meshConfigWatch?.stop();
     await closeEtcd();
     throw err;
   }
@@ -355,13 +308,12 @@ export async function controlPlaneCommand(argv: string[]): Promise<number> {
   const bound = isWildcard(cp.host) ? `${new URL(cp.url).protocol}//${formatHostPort(cp.host, cp.port)} (all interfaces; this host: ${cp.url})` : cp.url;
   out(`meshlet control-plane listening on ${bound} (config version ${status.configVersion}, source ${status.source.kind}:${status.source.location})`);
   if (cp.monitoringUrl !== undefined) out(`meshlet control-plane metrics on ${cp.monitoringUrl}/metrics`);
-  const meshConfigFile = values['mesh-config'];
-  const unwatch = meshConfigFile === undefined ? () => undefined : watchMeshConfigFile(meshConfigFile, cp);
+  meshConfigWatch?.attach(cp);
   return new Promise<number>((resolve) => {
     const stop = (signal: string) => {
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
-      unwatch();
+      meshConfigWatch?.stop();
       stderrLogger.info?.(`${signal}: closing`);
       cp.close()
         .then(closeEtcd)

@@ -9,6 +9,7 @@ import { formatPath, IssueList } from '../issues.ts';
 import { checkRetryOn, spacedRetryOnItems } from './retry-on.ts';
 import { bool, fail, int, obj, strWith, type Validator } from './schema.ts';
 import { msDuration } from './shared-networking.ts';
+import { parseDuration } from '../duration.ts';
 
 /** An Istio duration (`agent.ValidateDuration`): at least 1ms, in whole milliseconds. */
 const duration = msDuration();
@@ -70,15 +71,18 @@ export function retryPolicyProblems(value: unknown, name: string, fromMeshConfig
   retryPolicy(value, path, { issues, subject: { source: { file: '' }, ref: '' }, namespace: '' });
   const raw = value !== null && typeof value === 'object' ? (value as Record<string, unknown>) : {};
   const root = formatPath(path);
+  const subMs = (i: { path: string; message: string }): boolean => fromMeshConfig && envoyMs(i.path, path, raw) !== undefined && /duration must be >= 1ms|not a whole number of milliseconds/.test(i.message);
   const accepted = (i: { path: string; message: string }): boolean =>
     fromMeshConfig &&
-    ((i.path === formatPath([...path, 'retryOn']) && typeof raw.retryOn === 'string') ||
+    (subMs(i) ||
+      (i.path === formatPath([...path, 'retryOn']) && typeof raw.retryOn === 'string') ||
       (i.path === root && /^attempts(?: is required|: 0 disables)/.test(i.message)) ||
       (i.path === formatPath([...path, 'attempts']) && Number.isInteger(raw.attempts) && (raw.attempts as number) < 0));
   const errors: string[] = [];
   const warnings: string[] = [];
   for (const i of issues.ofLevel('error')) {
     if (!accepted(i)) errors.push(`${i.path}: ${i.message}`);
+    else if (subMs(i)) warnings.push(`${i.path}: ${i.message}; istiod does not validate MeshConfig's defaultHttpRetryPolicy and Envoy reads it in whole milliseconds (router config_impl.cc RetryPolicyImpl): ${envoyMsText(i.path, path, raw)}, as meshlet does`);
     else if (i.path !== formatPath([...path, 'retryOn'])) warnings.push(`${i.path}: ${i.message}; istiod does not validate MeshConfig's defaultHttpRetryPolicy and turns retries off for it (retry.ConvertPolicy), as meshlet does`);
     else warnings.push(`${i.path}: ${i.message}; istiod does not validate MeshConfig's defaultHttpRetryPolicy: Envoy ignores such items, as meshlet does`);
   }
@@ -86,3 +90,39 @@ export function retryPolicyProblems(value: unknown, name: string, fromMeshConfig
   return { errors, warnings };
 }
 
+
+/** A MeshConfig policy's `perTryTimeout` or `backoff` (at `at`) as Envoy reads it, in whole ms: undefined when it is not such a field or not a duration Envoy takes (negative; a backoff of 0, which its base_interval `gt: 0` refuses). */
+function envoyMs(at: string, path: string[], raw: Record<string, unknown>): number | undefined {
+  const field = at === formatPath([...path, 'perTryTimeout']) ? 'perTryTimeout' : at === formatPath([...path, 'backoff']) ? 'backoff' : undefined;
+  const v = field === undefined ? undefined : raw[field];
+  const ms = typeof v === 'string' ? parseDuration(v) : undefined;
+  if (typeof ms !== 'number' || ms < 0 || (field === 'backoff' && ms === 0)) return undefined;
+  return field === 'backoff' ? Math.max(1, Math.floor(ms)) : Math.floor(ms);
+}
+
+function envoyMsText(at: string, path: string[], raw: Record<string, unknown>): string {
+  const ms = envoyMs(at, path, raw) as number;
+  if (at === formatPath([...path, 'backoff'])) return `a backoff of ${ms}ms (under 1ms: 1ms)`;
+  return ms === 0 ? 'under 1ms is 0, no per-try timeout' : `a per-try timeout of ${ms}ms`;
+}
+
+/**
+ * A MeshConfig `defaultHttpRetryPolicy` whose `perTryTimeout` and `backoff` are durations as Envoy
+ * runs them (envoy router config_impl.cc `RetryPolicyImpl`: `PROTOBUF_GET_MS_OR_DEFAULT(per_try_timeout)`
+ * truncates to whole ms, 0 being none; `base_interval` under 1ms is 1ms): `r` itself when they already are.
+ */
+export function meshRetryPolicyAsEnvoyRunsIt(r: HTTPRetry): HTTPRetry {
+  const out: Record<string, unknown> = { ...r };
+  let changed = false;
+  const at = (f: string) => formatPath(['p', f]);
+  const raw = r as unknown as Record<string, unknown>;
+  for (const f of ['perTryTimeout', 'backoff'] as const) {
+    const v = raw[f];
+    const ms = envoyMs(at(f), ['p'], raw);
+    if (typeof v !== 'string' || ms === undefined || parseDuration(v) === ms) continue;
+    changed = true;
+    if (f === 'perTryTimeout' && ms === 0) delete out[f];
+    else out[f] = `${ms}ms`;
+  }
+  return changed ? (out as HTTPRetry) : r;
+}

@@ -29,6 +29,14 @@ import { type Counter, type Histogram, MetricsRegistry } from './registry.ts';
 /** What a watch stream is sent. */
 export type PushType = 'config' | 'endpoints' | 'endpoints-delta' | 'trust-bundle' | 'mesh-config';
 
+/**
+ * The reason istiod gives a push of the same change (pilot/pkg/model/push_context.go `TriggerReason`,
+ * counted per proxy push by pilot/pkg/xds/monitoring.go `recordPushTriggers`): a config change is
+ * `config`, an endpoints change `endpoint`, a MeshConfig change `global` (bootstrap/server.go
+ * `initMeshHandlers`: `GlobalUpdate`), a trust bundle change `global` too (`initWorkloadTrustBundle`).
+ */
+const TRIGGER: Readonly<Record<PushType, string>> = { config: 'config', endpoints: 'endpoint', 'endpoints-delta': 'endpoint', 'trust-bundle': 'global', 'mesh-config': 'global' };
+
 /** istiod's buckets for `pilot_proxy_convergence_time`, seconds. */
 export const CONVERGENCE_BUCKETS = [0.1, 0.5, 1, 3, 5, 10, 20, 30] as const;
 /** Buckets of the change-to-ACK time, seconds (istiod's, with finer ones below 100 ms: meshlet pushes without a debounce). */
@@ -67,6 +75,7 @@ export class ControlPlaneMetrics {
   readonly registry = new MetricsRegistry();
   readonly #now: () => number;
   readonly #pushes: Counter;
+  readonly #triggers: Counter;
   readonly #convergence: Histogram;
   readonly #configSize: Histogram;
   readonly #acks: Counter;
@@ -88,6 +97,8 @@ export class ControlPlaneMetrics {
     const r = this.registry;
     this.#pushes = r.counter('pilot_xds_pushes', 'Events written to watch streams, by type: config (cds+lds+rds), endpoints and endpoints-delta (eds), trust-bundle (sds roots), mesh-config (the MeshConfig: istiod\'s full push on its change).', ['type']);
     for (const t of ['config', 'endpoints', 'endpoints-delta', 'trust-bundle', 'mesh-config'] as const) this.#pushes.inc({ type: t }, 0);
+    this.#triggers = r.counter('pilot_push_triggers', 'Total number of times a push was triggered, labeled by reason for the push: config, endpoint, global (a MeshConfig or trust bundle change), as istiod\'s (pilot/pkg/xds/monitoring.go); a stream\'s first events are not counted.', ['type']);
+    for (const t of new Set(Object.values(TRIGGER))) this.#triggers.inc({ type: t }, 0);
     // As istiod's: 1, labelled with the component and its version (Grafana's "Pilot Versions" and "Istio Component Versions").
     r.gauge('istio_build', 'Istio component build info: 1, with the component (pilot) and its version (tag: meshlet\'s version).', ['component', 'tag']).collect(() => [[{ component: 'pilot', tag: MESHLET_VERSION }, 1]]);
     r.gauge('pilot_xds', 'Watch streams (connected workloads) open on this replica.').collect(() => [[{}, sources.watchers()]]);
@@ -197,6 +208,8 @@ export class ControlPlaneMetrics {
   /** An event was written to a stream; `changedAt` when a change (not the stream's opening) made it. */
   pushed(type: PushType, bytes: number, changedAt?: number): void {
     this.#pushes.inc({ type });
+    // A change made it (not a stream's first events, which istiod sends outside its push queue, uncounted).
+    if (changedAt !== undefined) this.#triggers.inc({ type: TRIGGER[type] });
     if (type === 'trust-bundle') return;
     // The config's sizes: a MeshConfig is a few settings, not config.
     if (type !== 'mesh-config') this.#configSize.observe({ type }, bytes);

@@ -24,7 +24,7 @@ import { quietLogger, until, waitFor } from '../client-helpers.ts';
 const PROMTOOL = (process.env['PATH'] ?? '').split(delimiter).map((d) => join(d, 'promtool')).find((p) => existsSync(p));
 
 /** What promtool may say about this exposition: istiod's names keep istiod's (no `_total`). */
-const ACCEPTED_LINT = /^(pilot_xds_pushes|pilot_total_xds_rejects|citadel_server_\w+) (counter metrics should have "_total" suffix|non-histogram and non-summary metrics should not have "_count" suffix)$/;
+const ACCEPTED_LINT = /^(pilot_xds_pushes|pilot_push_triggers|pilot_total_xds_rejects|citadel_server_\w+) (counter metrics should have "_total" suffix|non-histogram and non-summary metrics should not have "_count" suffix)$/;
 
 /** GET /metrics with no token; the page parsed strictly (and by promtool when installed). */
 async function scrape(url: string): Promise<Map<string, Family>> {
@@ -97,6 +97,7 @@ describe("the control plane's /metrics", () => {
     const f = await scrape(cp.url);
     const scrapeEnd = Date.now();
     for (const type of ['config', 'endpoints', 'endpoints-delta', 'trust-bundle', 'mesh-config']) assert.equal(v(f, 'pilot_xds_pushes', { type }), 0, type);
+    for (const type of ['config', 'endpoint', 'global']) assert.equal(v(f, 'pilot_push_triggers', { type }), 0, type);
     assert.equal(v(f, 'pilot_xds'), 0);
     assert.equal(v(f, 'meshlet_control_plane_config_resources', { kind: 'ServiceEntry' }), 3);
     assert.equal(v(f, 'meshlet_control_plane_config_resources', { kind: 'VirtualService' }), 1);
@@ -137,6 +138,7 @@ describe("the control plane's /metrics", () => {
     assert.equal(v(f, 'meshlet_control_plane_acks_total', { type: 'config', status: 'ACK' }), 1);
     assert.equal(v(f, 'meshlet_control_plane_acks_total', { type: 'endpoints', status: 'ACK' }), 1);
     assert.equal(v(f, 'pilot_proxy_convergence_time_count'), undefined, 'the first config of a stream is not a change reaching it');
+    assert.equal(v(f, 'pilot_push_triggers', { type: 'config' }), 0, "a stream's first events are no push trigger (istiod sends them outside its push queue)");
     assert.equal(v(f, 'meshlet_control_plane_propagation_seconds_count', { type: 'config' }), undefined);
     assert.equal(v(f, 'citadel_server_csr_count'), 1, "the mesh's certificate");
     assert.equal(v(f, 'citadel_server_success_cert_issuance_count'), 1);
@@ -151,6 +153,7 @@ describe("the control plane's /metrics", () => {
     assert.equal(v(f, 'meshlet_control_plane_config_changes_total'), 1);
     assert.equal(v(f, 'pilot_xds_pushes', { type: 'config' }), 2);
     assert.equal(v(f, 'pilot_proxy_convergence_time_count'), 1, 'the change was written to the one stream');
+    assert.equal(v(f, 'pilot_push_triggers', { type: 'config' }), 1, 'a config push to the one stream (istiod: ConfigUpdate)');
     assert.equal(v(f, 'meshlet_control_plane_propagation_seconds_count', { type: 'config' }), 1, 'and ACKed');
     assert.equal(v(f, 'meshlet_control_plane_propagation_seconds_bucket', { type: 'config', le: '+Inf' }), 1);
     assert.equal(v(f, 'meshlet_control_plane_acks_total', { type: 'config', status: 'ACK' }), 2);
@@ -177,6 +180,7 @@ describe("the control plane's /metrics", () => {
     assert.equal(v(f, 'meshlet_control_plane_registered_services'), 1);
     const pushed = (v(f, 'pilot_xds_pushes', { type: 'endpoints' }) as number) + (v(f, 'pilot_xds_pushes', { type: 'endpoints-delta' }) as number);
     assert.equal(pushed, 4, "each stream's first endpoints, then the registration to both");
+    assert.equal(v(f, 'pilot_push_triggers', { type: 'endpoint' }), 2, 'the registration pushed to both streams (istiod: EndpointUpdate)');
     assert.equal(v(f, 'meshlet_control_plane_propagation_seconds_count', { type: 'endpoints' }), 2, 'both watchers ACKed the registration');
     assert.equal(v(f, 'citadel_server_csr_count'), 1, 'identity none asks no certificate');
   });
@@ -201,6 +205,7 @@ describe("the control plane's /metrics", () => {
     assert.ok(streams >= 2, `${streams} meshes watching`);
     const pushes = v(f0, 'pilot_xds_pushes', { type: 'mesh-config' }) as number;
     const converged = (v(f0, 'pilot_proxy_convergence_time_count') ?? 0) as number;
+    const globals = v(f0, 'pilot_push_triggers', { type: 'global' }) as number;
     const compiled = meshes.map((m) => m.snapshot);
     cp.setMeshConfig({ connectTimeout: '3s' }, 'metrics-mesh.yaml');
     // Every mesh, the one with its own telemetry.ownMetrics.meterProvider too.
@@ -208,6 +213,7 @@ describe("the control plane's /metrics", () => {
     const f = await scrape(cp.url);
     assert.equal(v(f, 'pilot_xds_pushes', { type: 'mesh-config' }), pushes + streams);
     assert.equal(v(f, 'pilot_proxy_convergence_time_count'), converged + streams);
+    assert.equal(v(f, 'pilot_push_triggers', { type: 'global' }), globals + streams, 'a MeshConfig change is a global push to every stream (istiod: GlobalUpdate, bootstrap/server.go initMeshHandlers)');
     cp.setMeshConfig({ connectTimeout: '3s' }, 'metrics-mesh.yaml');
     assert.equal(v(await scrape(cp.url), 'pilot_xds_pushes', { type: 'mesh-config' }), pushes + streams, 'the same MeshConfig again is no push');
   });
