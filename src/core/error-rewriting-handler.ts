@@ -6,12 +6,17 @@
  * @module
  */
 import type { Controller, Headers, ResponseHandler } from './exchange.ts';
+import type { ConnectionNoted, DispatchedHandler } from './upstream-connections.ts';
 
 /** Forwards every event to `inner`; a failure goes through {@link rewrite} first. */
 export abstract class ErrorRewritingHandler implements ResponseHandler {
   protected readonly inner: ResponseHandler;
   constructor(inner: ResponseHandler) {
     this.inner = inner;
+  }
+  /** The call the handler it wraps sends, when it says (`core/upstream-connections.ts`: the connection's local end for the access log). */
+  get dispatchedCall(): ConnectionNoted | undefined {
+    return (this.inner as Partial<DispatchedHandler>).dispatchedCall;
   }
   /** The error `inner` gets for `error` (`error` itself to pass it on). */
   protected abstract rewrite(error: Error): Error;

@@ -44,6 +44,9 @@ class PassthroughCall extends ErrorRewritingHandler {
     this.#ex = ex;
     this.#o = o;
   }
+  override get dispatchedCall(): Exchange {
+    return this.#ex;
+  }
   override onResponseStart(controller: Controller, statusCode: number, headers: Headers, statusMessage?: string): void {
     if (statusCode >= 200) this.#headSent = true;
     super.onResponseStart(controller, statusCode, headers, statusMessage);

@@ -88,6 +88,11 @@ class UpstreamCall implements ResponseHandler, Waiter, SlotWaiter {
     this._run = run;
   }
 
+  /** The call this attempt sends (`core/upstream-connections.ts`: which call undici's request is). */
+  get dispatchedCall(): Exchange {
+    return this._ex;
+  }
+
   start(): void {
     const r = this._cs.limiter.acquire(this);
     if (r === 'go') this._send();

@@ -102,8 +102,8 @@ export interface RequestRecord {
   readonly downstreamTxStartMs?: number | undefined;
   /** Since the start, when the upstream's (the app's, server side) response head came, when a log asked for it (none for a reply the mesh made). */
   readonly upstreamRxStartMs?: number | undefined;
-  /** The local end of the upstream connection, when a log asked for it. */
-  readonly upstreamLocal?: HostPort | undefined;
+  /** The local end of the upstream connection (`address:port`, an IPv6 address in brackets), when a log asked for it. */
+  readonly upstreamLocal?: string | undefined;
   /** The upstream connection (its socket) the call's request was last sent on, when a log asked for it (client side). */
   readonly upstreamConnection?: object | undefined;
 }
@@ -120,6 +120,8 @@ export interface ClientRecordOptions {
   readonly peer?: PeerMetadata;
   /** What `meshlet:call:response` said of the call, when a log asked for it: the head's latency, whether the mesh made the reply, the connection's local end. */
   readonly response?: ResponseSeen | undefined;
+  /** The local end (`address:port`) of the connection the call's request last went out on, when a log asked for it (answered or not). */
+  readonly upstreamLocal?: string | undefined;
 }
 
 /** A response head as a log saw it (`meshlet:call:response`, `meshlet:inbound:response`). */
@@ -256,12 +258,14 @@ export function clientRecord(end: CallEndMessage, o: ClientRecordOptions = {}): 
     peer: o.peer,
     error: err ?? meshErr,
     ...(o.response === undefined ? {} : responseTimes(o.response)),
+    // Envoy's router sets the upstream local address when the request gets a connection, answered or not (upstream_request.cc onPoolReady).
+    upstreamLocal: o.response?.localAddress ?? o.upstreamLocal,
   };
 }
 
 /** The record's response times, and the upstream connection's local end, from the response head a log saw. */
 function responseTimes(s: ResponseSeen): Pick<RequestRecord, 'downstreamTxStartMs' | 'upstreamRxStartMs' | 'upstreamLocal' | 'upstreamConnection'> {
-  return { downstreamTxStartMs: s.latencyMs, upstreamRxStartMs: s.local ? undefined : s.latencyMs, upstreamLocal: hostPort(s.localAddress), upstreamConnection: s.connection };
+  return { downstreamTxStartMs: s.latencyMs, upstreamRxStartMs: s.local ? undefined : s.latencyMs, upstreamLocal: s.localAddress, upstreamConnection: s.connection };
 }
 
 /** The record of a request the server side saw (`meshlet:inbound:end`). */

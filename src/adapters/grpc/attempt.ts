@@ -155,6 +155,8 @@ export class GrpcAttempt implements Controller, H2Listener, ConnWaiter, MessageS
     // A mirrored copy's answer is thrown away: none of its messages is kept or inflated.
     const call = new H2Call(owner.grpc, stream, this, conn, ex instanceof GrpcExchange ? ex.receiveLimit : ex.mirror ? DISCARD_MESSAGES : -1);
     this.#call = call;
+    // The connection the request goes out on (Envoy's router notes it at onPoolReady, before any answer).
+    noteConnection(ex, conn.socket);
     this.#bits |= READING;
     call.startRead();
     const body = ex.body;
@@ -263,10 +265,7 @@ export class GrpcAttempt implements Controller, H2Listener, ConnWaiter, MessageS
   #upstream(headers: Headers, metadata: Metadata): void {
     const ex = this.#ex;
     if (ex instanceof GrpcExchange) ex.upstreamAnswer(headers, metadata);
-    if (responseChannels.call.hasSubscribers) {
-      noteAnsweredOn(ex, this.conn?.localAddress);
-      noteConnection(ex, this.conn?.socket);
-    }
+    if (responseChannels.call.hasSubscribers) noteAnsweredOn(ex, this.conn?.localAddress);
   }
 
   onReceiveMetadata(metadata: Metadata): void {

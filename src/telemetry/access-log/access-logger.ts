@@ -20,7 +20,7 @@ import { type AccessLogOptions, type AccessLogProviderConfig, type ResolvedLog, 
 import { compileJsonFormat, compileTextFormat, type JsonFormatter, type TextFormatter } from './format.ts';
 import { type AccessLogLogger, type EntryWriter, Writers } from './writers.ts';
 import type { UnaryRequester } from '../../core/unary-call.ts';
-import { compileSubstitution, ISTIO_TEXT_FORMAT } from './format.ts';
+import { compileSubstitution } from './format.ts';
 import { type AccessLogDropReason, OtelLogExporter, type OtelExportStats } from './otel-exporter.ts';
 import { type TelemetryFlushMessage, telemetryFlush } from '../flush-channel.ts';
 import { encodeLogRecord, spanIdBytes, traceIdBytes } from './otlp-wire.ts';
@@ -199,8 +199,7 @@ export class AccessLogger {
     let body: TextFormatter;
     let attributes: (readonly [string, TextFormatter])[];
     try {
-      // Istio's default body needs nothing captured (as the file logs' default).
-      body = compileSubstitution(o.text, false, o.text === ISTIO_TEXT_FORMAT ? undefined : needs);
+      body = compileSubstitution(o.text, false, needs);
       attributes = o.labels.map(([k, v]) => [k, compileSubstitution(v, false, needs)] as const);
     } catch (e) {
       this.#warn(`access log "${provider}": invalid format: ${(e as Error).message}; nothing is logged by this provider`);
@@ -312,7 +311,7 @@ export class AccessLogger {
       this.#client,
       () => {
         const peer = this.#peers.client(e);
-        return clientRecord(e, { start, startTimeMs: this.#wallNow() - e.durationMs, ...(peer === undefined ? {} : { peer }), response: this.#capture.responseOf(e.call) });
+        return clientRecord(e, { start, startTimeMs: this.#wallNow() - e.durationMs, ...(peer === undefined ? {} : { peer }), response: this.#capture.responseOf(e.call), upstreamLocal: this.#capture.localOf(e.call) });
       },
       e.call,
     );

@@ -185,7 +185,8 @@ function common(r: RequestRecord, o: HttpEntryOptions): ProtoWriter {
     // Envoy names the cluster of the upstream host it picked (none without one).
     w.string(15, r.upstreamCluster);
   }
-  if (r.upstreamLocal !== undefined) w.message(14, address(r.upstreamLocal.address, r.upstreamLocal.port));
+  const upstreamLocal = parseHostPort(r.upstreamLocal);
+  if (upstreamLocal !== undefined) w.message(14, address(upstreamLocal.address, upstreamLocal.port));
   const flags = r.flags === '' ? [] : r.flags.split(',');
   if (flags.length > 0) {
     const f = new ProtoWriter();

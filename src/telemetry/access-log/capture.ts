@@ -7,7 +7,10 @@
  *   may take its socket, and what it says, with it;
  * - `response`: the response head's time (`meshlet:inbound:response`, `meshlet:call:response`)
  *   and, for a call, the connection that answered (`core/upstream-connections.ts`: its TLS
- *   details and local end), kept for the end message.
+ *   details and local end), kept for the end message;
+ * - `local` (client side): only the local end of the connection a call's request went out on
+ *   (`core/upstream-connections.ts`), what Istio's default formats print: one string per
+ *   connection, a map entry per call, no socket kept.
  *
  * @module
  */
@@ -16,8 +19,7 @@ import { type CallResponseMessage, type InboundResponseMessage, responseChannels
 import type { ResponseSeen } from '../record.ts';
 import type { OperatorNeed } from './operators.ts';
 import { tlsDetailsOf } from './tls-details.ts';
-import { upstreamConnectionOf, watchUpstreamConnections } from '../../core/upstream-connections.ts';
-import { formatHostPort } from '../../core/host-port.ts';
+import { upstreamConnectionOf, upstreamLocalOf, watchUpstreamConnections } from '../../core/upstream-connections.ts';
 
 /** The channel subscriptions a mesh's logs need, switched as its config changes. */
 export class LogCapture {
@@ -26,6 +28,8 @@ export class LogCapture {
   #tls = false;
   #clientResponses = false;
   #serverResponses = false;
+  /** What of the calls' connections is watched: nothing, the local end, or the socket too. */
+  #watch: 'none' | 'local' | 'socket' = 'none';
 
   constructor(workload: WorkloadIdentity) {
     this.#workload = workload;
@@ -43,8 +47,13 @@ export class LogCapture {
     if (c !== this.#clientResponses) {
       if (c) responseChannels.call.subscribe(this.#onCallResponse);
       else responseChannels.call.unsubscribe(this.#onCallResponse);
-      watchUpstreamConnections(c);
       this.#clientResponses = c;
+    }
+    const watch = c ? 'socket' : client.has('local') ? 'local' : 'none';
+    if (watch !== this.#watch) {
+      if (this.#watch !== 'none') watchUpstreamConnections(false, this.#watch === 'socket');
+      if (watch !== 'none') watchUpstreamConnections(true, watch === 'socket');
+      this.#watch = watch;
     }
     const s = server.has('response');
     if (s !== this.#serverResponses) {
@@ -61,6 +70,11 @@ export class LogCapture {
     const seen = this.#responses.get(callOrRequest);
     if (seen !== undefined) this.#responses.delete(callOrRequest);
     return seen;
+  }
+
+  /** The local end (`address:port`) of the connection a call's request last went out on, when a log needs it. */
+  localOf(call: object): string | undefined {
+    return this.#watch === 'none' ? undefined : upstreamLocalOf(call);
   }
 
   readonly #onInboundStart = (m: unknown): void => {
@@ -80,8 +94,7 @@ export class LogCapture {
     const connection = r.local === undefined ? upstreamConnectionOf(r.call) : undefined;
     // Read while the connection is open (a `connection: close` answer closes it before the call ends).
     tlsDetailsOf(connection);
-    const s = connection as { readonly localAddress?: string; readonly localPort?: number } | undefined;
-    const localAddress = r.localAddress ?? (s?.localAddress === undefined ? undefined : formatHostPort(s.localAddress, s.localPort ?? 0));
+    const localAddress = r.localAddress ?? (r.local === undefined ? upstreamLocalOf(r.call) : undefined);
     this.#responses.set(r.call, { latencyMs: r.latencyMs, local: r.local !== undefined, localAddress, connection });
   };
 

@@ -17,7 +17,7 @@ import { hostname } from 'node:os';
 import { GRPC_STATUS } from '../../core/grpc-status.ts';
 import { type CompiledCel, compileCel } from '../cel.ts';
 import { type AttributeView, protocolName } from '../attributes.ts';
-import { type HeaderMap, headerValue, type RequestRecord } from '../record.ts';
+import { type HeaderMap, headerValue, parseHostPort, type RequestRecord } from '../record.ts';
 import { checkTimeFormat, defaultStartTime, formatTime } from './time-format.ts';
 import { formatHostPort } from '../../core/host-port.ts';
 import { certTimeOperator, TLS_OPERATORS } from './tls-operators.ts';
@@ -33,9 +33,10 @@ export type Operator = (r: RequestRecord, view: () => AttributeView) => Operator
  * Data an operator reads that is captured only for the logs that need it: `tls`, the downstream
  * connection's TLS details, read when the request starts (a caller that goes away may take its
  * socket with it); `response`, the response head's time and the connection it came on (its TLS
- * details and local end).
+ * details and local end); `local`, only the local end of the connection a call's request went
+ * out on (Istio's default formats print it).
  */
-export type OperatorNeed = 'tls' | 'response';
+export type OperatorNeed = 'tls' | 'response' | 'local';
 
 const NEEDS: Readonly<Record<string, OperatorNeed>> = Object.assign(Object.create(null), {
   ...Object.fromEntries(Object.keys(TLS_OPERATORS).map((k) => [k, k.startsWith('UPSTREAM_') ? 'response' : 'tls'])),
@@ -46,9 +47,9 @@ const NEEDS: Readonly<Record<string, OperatorNeed>> = Object.assign(Object.creat
   DOWNSTREAM_PEER_CERT_V_END: 'tls',
   RESPONSE_DURATION: 'response',
   RESPONSE_TX_DURATION: 'response',
-  UPSTREAM_LOCAL_ADDRESS: 'response',
-  UPSTREAM_LOCAL_ADDRESS_WITHOUT_PORT: 'response',
-  UPSTREAM_LOCAL_PORT: 'response',
+  UPSTREAM_LOCAL_ADDRESS: 'local',
+  UPSTREAM_LOCAL_ADDRESS_WITHOUT_PORT: 'local',
+  UPSTREAM_LOCAL_PORT: 'local',
 });
 
 const LONG_FLAGS: Readonly<Record<string, string>> = Object.assign(Object.create(null), {
@@ -180,9 +181,9 @@ const SIMPLE: Readonly<Record<string, Operator>> = Object.assign(Object.create(n
   RESPONSE_HEADERS_BYTES: (r: RequestRecord) => headersBytes(r.responseHeaders),
   RESPONSE_DURATION: (r: RequestRecord) => ms(r.upstreamRxStartMs),
   RESPONSE_TX_DURATION: responseTx,
-  UPSTREAM_LOCAL_ADDRESS: (r: RequestRecord) => joined(r.upstreamLocal),
-  UPSTREAM_LOCAL_ADDRESS_WITHOUT_PORT: (r: RequestRecord) => withoutPort(r.upstreamLocal),
-  UPSTREAM_LOCAL_PORT: (r: RequestRecord) => r.upstreamLocal?.port,
+  UPSTREAM_LOCAL_ADDRESS: (r: RequestRecord) => r.upstreamLocal,
+  UPSTREAM_LOCAL_ADDRESS_WITHOUT_PORT: (r: RequestRecord) => withoutPort(parseHostPort(r.upstreamLocal)),
+  UPSTREAM_LOCAL_PORT: (r: RequestRecord) => parseHostPort(r.upstreamLocal)?.port,
   ...TLS_OPERATORS,
   TRACE_ID: (r: RequestRecord) => {
     const tp = headerValue(r.requestHeaders, 'traceparent');
