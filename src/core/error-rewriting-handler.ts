@@ -23,6 +23,10 @@ export abstract class ErrorRewritingHandler implements ResponseHandler {
   onRequestStart(controller: Controller, context: unknown): void {
     this.inner.onRequestStart?.(controller, context);
   }
+  /** undici's `onRequestSent` (the request went out to its end), for the handler it wraps. */
+  onRequestSent(): void {
+    (this.inner as { onRequestSent?(): void }).onRequestSent?.();
+  }
   onRequestUpgrade(controller: Controller, statusCode: number, headers: Headers, socket: unknown): void {
     this.inner.onRequestUpgrade?.(controller, statusCode, headers, socket);
   }

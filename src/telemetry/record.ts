@@ -104,6 +104,10 @@ export interface RequestRecord {
   readonly upstreamRxStartMs?: number | undefined;
   /** The local end of the upstream connection (`address:port`, an IPv6 address in brackets), when a log asked for it. */
   readonly upstreamLocal?: string | undefined;
+  /** Since the start, when the request's last byte was received from the downstream (the app, client side), when a log asked for it. */
+  readonly requestRxMs?: number | undefined;
+  /** Since the start, when the request's last byte was sent upstream (the app, server side), when a log asked for it. */
+  readonly requestTxMs?: number | undefined;
   /** The upstream connection (its socket) the call's request was last sent on, when a log asked for it (client side). */
   readonly upstreamConnection?: object | undefined;
 }
@@ -122,6 +126,14 @@ export interface ClientRecordOptions {
   readonly response?: ResponseSeen | undefined;
   /** The local end (`address:port`) of the connection the call's request last went out on, when a log asked for it (answered or not). */
   readonly upstreamLocal?: string | undefined;
+  /** When the request's last byte was received from the app and sent upstream, when a log asked for them. */
+  readonly requestTimes?: RequestTimes | undefined;
+}
+
+/** When a request's last byte was received from the downstream and sent upstream, ms since its start (`%REQUEST_DURATION%`, `%REQUEST_TX_DURATION%`). */
+export interface RequestTimes {
+  readonly receivedMs: number | undefined;
+  readonly sentMs: number | undefined;
 }
 
 /** A response head as a log saw it (`meshlet:call:response`, `meshlet:inbound:response`). */
@@ -142,6 +154,8 @@ export interface ServerRecordOptions {
   readonly peer?: PeerMetadata;
   /** What `meshlet:inbound:response` said of the request, when a log asked for it. */
   readonly response?: ResponseSeen | undefined;
+  /** When the request's last byte was received from the caller and reached the app, when a log asked for them. */
+  readonly requestTimes?: RequestTimes | undefined;
 }
 
 function hostPort(s: string | undefined): HostPort | undefined {
@@ -260,6 +274,7 @@ export function clientRecord(end: CallEndMessage, o: ClientRecordOptions = {}): 
     ...(o.response === undefined ? {} : responseTimes(o.response)),
     // Envoy's router sets the upstream local address when the request gets a connection, answered or not (upstream_request.cc onPoolReady).
     upstreamLocal: o.response?.localAddress ?? o.upstreamLocal,
+    ...(o.requestTimes === undefined ? {} : { requestRxMs: o.requestTimes.receivedMs, requestTxMs: o.requestTimes.sentMs }),
   };
 }
 
@@ -307,6 +322,8 @@ export function serverRecord(end: InboundEndMessage, o: ServerRecordOptions = {}
     error: end.error,
     connection: end.connection,
     ...(o.response === undefined ? {} : responseTimes({ ...o.response, local: !admitted })),
+    // A denied request never reached the app (the server side's upstream).
+    ...(o.requestTimes === undefined ? {} : { requestRxMs: o.requestTimes.receivedMs, requestTxMs: admitted ? o.requestTimes.sentMs : undefined }),
   };
 }
 

@@ -21,6 +21,7 @@ import type { AttemptOwner, EndpointConns } from './pools.ts';
 import { GrpcCallError } from './classify.ts';
 import { GrpcExchange, noteAnsweredOn } from './exchange.ts';
 import { noteConnection } from '../../core/upstream-connections.ts';
+import { noteRequestSent, requestTimesWatched } from '../../core/request-times.ts';
 import { responseChannels } from '../../core/observe-response.ts';
 import { DISCARD_MESSAGES, H2Call, type H2Listener } from './h2-call.ts';
 import { openStream } from './request-headers.ts';
@@ -198,6 +199,7 @@ export class GrpcAttempt implements Controller, H2Listener, ConnWaiter, MessageS
     if ((this.#bits & HALF_CLOSE_PENDING) !== 0 && (this.#outbox === undefined || this.#outbox.length === 0) && this.#state === 1) {
       this.#bits &= ~HALF_CLOSE_PENDING;
       call.halfClose();
+      this.#halfClosed();
     }
   }
 
@@ -216,7 +218,15 @@ export class GrpcAttempt implements Controller, H2Listener, ConnWaiter, MessageS
   end(): void {
     if (this.#state !== 1) return;
     if (this.#outbox !== undefined && this.#outbox.length > 0) this.#bits |= HALF_CLOSE_PENDING;
-    else this.#call?.halfClose();
+    else if (this.#call !== undefined) {
+      this.#call.halfClose();
+      this.#halfClosed();
+    }
+  }
+
+  /** The request went out to its end (Envoy's last upstream tx byte: `%REQUEST_TX_DURATION%`). */
+  #halfClosed(): void {
+    if (requestTimesWatched()) noteRequestSent(this.#ex, this.#owner.clock.now() - this.#ex.startedAt);
   }
 
   fail(err: Error): void {

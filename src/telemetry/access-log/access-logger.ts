@@ -100,7 +100,7 @@ export class AccessLogger {
   constructor(o: AccessLoggerOptions) {
     this.#o = o;
     this.#writers = new Writers(o.logger, o.clock);
-    this.#capture = new LogCapture(o.workload);
+    this.#capture = new LogCapture(o.workload, o.clock);
     const clock = o.clock;
     const epoch = epochOf(clock);
     this.#wallNow = clock === systemClock ? Date.now : () => epoch + clock.now();
@@ -160,8 +160,8 @@ export class AccessLogger {
       if (log.als !== undefined) {
         const stream = this.#als(log.provider, log.als);
         if (stream === undefined) continue;
-        // The entry's tls_properties, response times and upstream_local_address.
-        needs.add('tls').add('response');
+        // The entry's tls_properties, request and response times and upstream_local_address.
+        needs.add('tls').add('response').add('request');
         out.push({ provider: log.provider, filter, text: undefined, json: undefined, writer: NO_WRITER, stream });
         continue;
       }
@@ -311,7 +311,7 @@ export class AccessLogger {
       this.#client,
       () => {
         const peer = this.#peers.client(e);
-        return clientRecord(e, { start, startTimeMs: this.#wallNow() - e.durationMs, ...(peer === undefined ? {} : { peer }), response: this.#capture.responseOf(e.call), upstreamLocal: this.#capture.localOf(e.call) });
+        return clientRecord(e, { start, startTimeMs: this.#wallNow() - e.durationMs, ...(peer === undefined ? {} : { peer }), response: this.#capture.responseOf(e.call), upstreamLocal: this.#capture.localOf(e.call), requestTimes: this.#capture.requestTimesOf(e.call, 'client') });
       },
       e.call,
     );
@@ -324,7 +324,7 @@ export class AccessLogger {
       this.#server,
       () => {
         const peer = this.#peers.server(e);
-        return serverRecord(e, { startTimeMs: this.#wallNow() - e.durationMs, ...(peer === undefined ? {} : { peer }), response: this.#capture.responseOf(e.request) });
+        return serverRecord(e, { startTimeMs: this.#wallNow() - e.durationMs, ...(peer === undefined ? {} : { peer }), response: this.#capture.responseOf(e.request), requestTimes: this.#capture.requestTimesOf(e.request, 'server') });
       },
       e.request,
     );

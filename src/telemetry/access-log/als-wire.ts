@@ -174,8 +174,11 @@ function common(r: RequestRecord, o: HttpEntryOptions): ProtoWriter {
   const t = r.side === 'server' ? tlsDetailsOf(r.connection) : undefined;
   if (r.sni !== undefined || r.mtls || t !== undefined) w.message(4, tlsProperties(r, t));
   w.message(5, time(r.startTimeMs));
-  // Envoy's TimingUtility: the first byte from the upstream (the app, server side) and the first and
-  // last bytes to the downstream; meshlet sees the head (first bytes) and the end (the last one).
+  // Envoy's TimingUtility: the last byte from the downstream, the last byte to the upstream (the
+  // app, server side), the first byte from the upstream, and the first and last bytes to the
+  // downstream; meshlet sees the response head (first bytes) and the end (the last one).
+  if (r.requestRxMs !== undefined) w.message(6, time(r.requestRxMs));
+  if (r.requestTxMs !== undefined) w.message(8, time(r.requestTxMs));
   if (r.upstreamRxStartMs !== undefined) w.message(9, time(r.upstreamRxStartMs));
   if (r.downstreamTxStartMs !== undefined) w.message(11, time(r.downstreamTxStartMs));
   if (r.status > 0 && !r.flags.split(',').includes('DC')) w.message(12, time(r.durationMs));

@@ -3,7 +3,7 @@
  * record: each gives a typed value (a number where Envoy's JSON format gives a number) or
  * undefined when the request has none (`-` in text, `null` in JSON).
  *
- * Envoy operators meshlet has no data for (`%DYNAMIC_METADATA(…)%`, `%REQUEST_DURATION%`, wire
+ * Envoy operators meshlet has no data for (`%DYNAMIC_METADATA(…)%`, `%ROUNDTRIP_DURATION%`, wire
  * bytes, …) are accepted and always print `-`; an operator Envoy does not know is a
  * configuration error, as in Envoy. docs/telemetry.md lists which are which.
  *
@@ -34,9 +34,10 @@ export type Operator = (r: RequestRecord, view: () => AttributeView) => Operator
  * connection's TLS details, read when the request starts (a caller that goes away may take its
  * socket with it); `response`, the response head's time and the connection it came on (its TLS
  * details and local end); `local`, only the local end of the connection a call's request went
- * out on (Istio's default formats print it).
+ * out on (Istio's default formats print it); `request`, when the request's last byte was received
+ * and sent upstream.
  */
-export type OperatorNeed = 'tls' | 'response' | 'local';
+export type OperatorNeed = 'tls' | 'response' | 'local' | 'request';
 
 const NEEDS: Readonly<Record<string, OperatorNeed>> = Object.assign(Object.create(null), {
   ...Object.fromEntries(Object.keys(TLS_OPERATORS).map((k) => [k, k.startsWith('UPSTREAM_') ? 'response' : 'tls'])),
@@ -47,6 +48,8 @@ const NEEDS: Readonly<Record<string, OperatorNeed>> = Object.assign(Object.creat
   DOWNSTREAM_PEER_CERT_V_END: 'tls',
   RESPONSE_DURATION: 'response',
   RESPONSE_TX_DURATION: 'response',
+  REQUEST_DURATION: 'request',
+  REQUEST_TX_DURATION: 'request',
   UPSTREAM_LOCAL_ADDRESS: 'local',
   UPSTREAM_LOCAL_ADDRESS_WITHOUT_PORT: 'local',
   UPSTREAM_LOCAL_PORT: 'local',
@@ -101,8 +104,6 @@ const NOT_AVAILABLE = new Set([
   'DOWNSTREAM_PEER_CHAIN_SERIALS',
   'TLS_JA3_FINGERPRINT',
   'VIRTUAL_CLUSTER_NAME',
-  'REQUEST_DURATION',
-  'REQUEST_TX_DURATION',
   'UPSTREAM_CONNECTION_POOL_READY_DURATION',
   'DOWNSTREAM_HANDSHAKE_DURATION',
   'ROUNDTRIP_DURATION',
@@ -179,6 +180,9 @@ const SIMPLE: Readonly<Record<string, Operator>> = Object.assign(Object.create(n
   ACCESS_LOG_TYPE: () => 'DownstreamEnd',
   REQUEST_HEADERS_BYTES: (r: RequestRecord) => headersBytes(r.requestHeaders),
   RESPONSE_HEADERS_BYTES: (r: RequestRecord) => headersBytes(r.responseHeaders),
+  // stream_info_formatter.cc: TimingUtility's lastDownstreamRxByteReceived / lastUpstreamTxByteSent.
+  REQUEST_DURATION: (r: RequestRecord) => ms(r.requestRxMs),
+  REQUEST_TX_DURATION: (r: RequestRecord) => ms(r.requestTxMs),
   RESPONSE_DURATION: (r: RequestRecord) => ms(r.upstreamRxStartMs),
   RESPONSE_TX_DURATION: responseTx,
   UPSTREAM_LOCAL_ADDRESS: (r: RequestRecord) => r.upstreamLocal,
