@@ -108,6 +108,8 @@ export interface RequestRecord {
   readonly requestRxMs?: number | undefined;
   /** Since the start, when the request's last byte was sent upstream (the app, server side), when a log asked for it. */
   readonly requestTxMs?: number | undefined;
+  /** The response's trailers, when a log asked for them (client side). */
+  readonly responseTrailers?: HeaderMap | undefined;
   /** The upstream connection (its socket) the call's request was last sent on, when a log asked for it (client side). */
   readonly upstreamConnection?: object | undefined;
 }
@@ -128,6 +130,8 @@ export interface ClientRecordOptions {
   readonly upstreamLocal?: string | undefined;
   /** When the request's last byte was received from the app and sent upstream, when a log asked for them. */
   readonly requestTimes?: RequestTimes | undefined;
+  /** The response's trailers, when a log asked for them. */
+  readonly responseTrailers?: HeaderMap | undefined;
 }
 
 /** When a request's last byte was received from the downstream and sent upstream, ms since its start (`%REQUEST_DURATION%`, `%REQUEST_TX_DURATION%`). */
@@ -275,6 +279,7 @@ export function clientRecord(end: CallEndMessage, o: ClientRecordOptions = {}): 
     // Envoy's router sets the upstream local address when the request gets a connection, answered or not (upstream_request.cc onPoolReady).
     upstreamLocal: o.response?.localAddress ?? o.upstreamLocal,
     ...(o.requestTimes === undefined ? {} : { requestRxMs: o.requestTimes.receivedMs, requestTxMs: o.requestTimes.sentMs }),
+    ...(o.responseTrailers === undefined ? {} : { responseTrailers: o.responseTrailers }),
   };
 }
 

@@ -22,6 +22,7 @@ import { type CallStartMessage, type InboundStartMessage, channels, type Workloa
 import type { Clock } from '../../core/clock.ts';
 import { ReplayableBody } from '../../core/body.ts';
 import { noteRequestReceived, noteRequestSent, requestTimesOf, watchRequestTimes } from '../../core/request-times.ts';
+import { responseTrailersOf, watchResponseTrailers } from '../../core/response-trailers.ts';
 import { type CallResponseMessage, type InboundResponseMessage, responseChannels } from '../../core/observe-response.ts';
 import type { ResponseSeen } from '../record.ts';
 import type { OperatorNeed } from './operators.ts';
@@ -38,6 +39,7 @@ export class LogCapture {
   #starts = false;
   #serverRequests = false;
   #clientRequests = false;
+  #trailers = false;
   #clientResponses = false;
   #serverResponses = false;
   /** What of the calls' connections is watched: nothing, the local end, or the socket too. */
@@ -72,6 +74,11 @@ export class LogCapture {
       else responseChannels.call.unsubscribe(this.#onCallResponse);
       this.#clientResponses = c;
     }
+    const trailers = client.has('trailers');
+    if (trailers !== this.#trailers) {
+      watchResponseTrailers(trailers);
+      this.#trailers = trailers;
+    }
     const watch = c ? 'socket' : client.has('local') ? 'local' : 'none';
     if (watch !== this.#watch) {
       if (this.#watch !== 'none') watchUpstreamConnections(false, this.#watch === 'socket');
@@ -93,6 +100,11 @@ export class LogCapture {
     const seen = this.#responses.get(callOrRequest);
     if (seen !== undefined) this.#responses.delete(callOrRequest);
     return seen;
+  }
+
+  /** A call's response trailers (and forgotten), when a log needs them. */
+  trailersOf(call: object): Readonly<Record<string, string | string[] | undefined>> | undefined {
+    return this.#trailers ? responseTrailersOf(call) : undefined;
   }
 
   /** The local end (`address:port`) of the connection a call's request last went out on, when a log needs it. */

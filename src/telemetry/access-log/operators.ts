@@ -35,9 +35,9 @@ export type Operator = (r: RequestRecord, view: () => AttributeView) => Operator
  * socket with it); `response`, the response head's time and the connection it came on (its TLS
  * details and local end); `local`, only the local end of the connection a call's request went
  * out on (Istio's default formats print it); `request`, when the request's last byte was received
- * and sent upstream.
+ * and sent upstream; `trailers`, a call's response trailers.
  */
-export type OperatorNeed = 'tls' | 'response' | 'local' | 'request';
+export type OperatorNeed = 'tls' | 'response' | 'local' | 'request' | 'trailers';
 
 const NEEDS: Readonly<Record<string, OperatorNeed>> = Object.assign(Object.create(null), {
   ...Object.fromEntries(Object.keys(TLS_OPERATORS).map((k) => [k, k.startsWith('UPSTREAM_') ? 'response' : 'tls'])),
@@ -50,6 +50,7 @@ const NEEDS: Readonly<Record<string, OperatorNeed>> = Object.assign(Object.creat
   RESPONSE_TX_DURATION: 'response',
   REQUEST_DURATION: 'request',
   REQUEST_TX_DURATION: 'request',
+  TRAILER: 'trailers',
   UPSTREAM_LOCAL_ADDRESS: 'local',
   UPSTREAM_LOCAL_ADDRESS_WITHOUT_PORT: 'local',
   UPSTREAM_LOCAL_PORT: 'local',
@@ -196,6 +197,17 @@ const SIMPLE: Readonly<Record<string, Operator>> = Object.assign(Object.create(n
   },
 });
 
+/**
+ * A response trailer: a call's trailers as they came (client side, when a log asked for them);
+ * the server side keeps none, but a gRPC status sent in trailers (not in a trailers-only head) is
+ * known there too.
+ */
+function trailer(r: RequestRecord, name: string): string | undefined {
+  const v = headerValue(r.responseTrailers, name);
+  if (v !== undefined || name !== 'grpc-status' || r.responseTrailers !== undefined) return v;
+  return r.protocol === 'grpc' && r.grpcStatus >= 0 && headerValue(r.responseHeaders, 'grpc-status') === undefined ? String(r.grpcStatus) : undefined;
+}
+
 /** Request pseudo-headers as Envoy's `%REQ(…)%` reads them. */
 function requestHeader(r: RequestRecord, name: string): string | undefined {
   switch (name) {
@@ -277,10 +289,9 @@ export function compileOperator(name: string, arg: string | undefined, max: numb
   }
   if (name === 'TRAILER') {
     if (arg === undefined || arg === '') throw new FormatError('%TRAILER(…)% needs a trailer name');
-    // The record keeps no trailers: a gRPC status sent in trailers (not in the head) is the one it knows.
-    const names = arg.toLowerCase().split('?');
-    if (!names.includes('grpc-status')) return () => undefined;
-    return (r) => (r.protocol === 'grpc' && r.grpcStatus >= 0 && headerValue(r.responseHeaders, 'grpc-status') === undefined ? String(r.grpcStatus) : undefined);
+    // As %RESP(…)%: `name?alternative`, `:N` truncation (Envoy's ResponseTrailerFormatter).
+    const [main, alt] = arg.toLowerCase().split('?') as [string, string | undefined];
+    return (r) => truncate(trailer(r, main) ?? (alt === undefined ? undefined : trailer(r, alt)), max);
   }
   let certTime: Operator | undefined;
   try {
