@@ -63,6 +63,8 @@ export interface DecodedEntry {
     route_name: string;
     filter_state_objects: Record<string, { type_url: string; value: Buffer }>;
     upstream_request_attempt_count: number;
+    stream_id: string;
+    access_log_type: string;
   };
   protocol_version: string;
   request: {

@@ -166,6 +166,9 @@ function tlsProperties(r: RequestRecord, t: TlsDetails | undefined): ProtoWriter
   return tls;
 }
 
+/** `envoy.data.accesslog.v3.AccessLogType.DownstreamEnd`. */
+const ACCESS_LOG_TYPE_DOWNSTREAM_END = 6;
+
 function common(r: RequestRecord, o: HttpEntryOptions): ProtoWriter {
   const w = new ProtoWriter();
   const remote = r.downstreamRemote;
@@ -217,6 +220,11 @@ function common(r: RequestRecord, o: HttpEntryOptions): ProtoWriter {
   w.message(23, time(r.durationMs));
   const attempts = attemptCount(r, noView);
   if (typeof attempts === 'number') w.uint(24, attempts);
+  // grpc_access_log_utils.cc extractCommonAccessLogProperties: the stream id provider's id (Envoy's
+  // request-id extension: the x-request-id, as %STREAM_ID%), and the log's type — every meshlet
+  // entry is the HTTP connection manager's end-of-stream log (AccessLogType DownstreamEnd = 6).
+  w.string(26, headerValue(r.requestHeaders, 'x-request-id'));
+  w.uint(33, ACCESS_LOG_TYPE_DOWNSTREAM_END);
   return w;
 }
 
