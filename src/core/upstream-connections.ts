@@ -54,8 +54,14 @@ export interface ConnectionNoted {
   upstreamLocal: string | undefined;
 }
 
+/** Told of each socket noted for a watcher of sockets, while it is open (the access log reads its TLS details then). */
+let onSocket: ((socket: object) => void) | undefined;
+
 function note(call: ConnectionNoted, socket: object): void {
-  if (socketWatchers > 0) sockets.set(call, socket);
+  if (socketWatchers > 0) {
+    sockets.set(call, socket);
+    onSocket?.(socket);
+  }
   const end = localEndOf(socket);
   if (end !== undefined) call.upstreamLocal = end;
 }
@@ -76,10 +82,13 @@ const onSendHeaders = (m: unknown): void => {
 
 /**
  * Starts (`true`) or stops keeping the calls' connections; watchers are counted (one per mesh
- * whose logs need them). `socket`: the watcher needs the socket itself (TLS details), not only its local end.
+ * whose logs need them). `socket`: the watcher needs the socket itself (TLS details), not only its
+ * local end; `seen`: told of each such socket when a request goes out on it (one function for
+ * every watcher: the access log's reader of TLS details, which caches them per socket).
  */
-export function watchUpstreamConnections(on: boolean, socket = true): void {
+export function watchUpstreamConnections(on: boolean, socket = true, seen?: (socket: object) => void): void {
   watchers += on ? 1 : -1;
+  if (on && seen !== undefined) onSocket = seen;
   if (socket) socketWatchers += on ? 1 : -1;
   if (on && watchers === 1) sendHeaders.subscribe(onSendHeaders);
   else if (!on && watchers === 0) sendHeaders.unsubscribe(onSendHeaders);

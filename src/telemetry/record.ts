@@ -132,6 +132,8 @@ export interface ClientRecordOptions {
   readonly requestTimes?: RequestTimes | undefined;
   /** The response's trailers, when a log asked for them. */
   readonly responseTrailers?: HeaderMap | undefined;
+  /** The connection (socket) the call's request last went out on, when a log asked for it (the upstream TLS operators of a call that got no answer). */
+  readonly upstreamConnection?: object | undefined;
 }
 
 /** When a request's last byte was received from the downstream and sent upstream, ms since its start (`%REQUEST_DURATION%`, `%REQUEST_TX_DURATION%`). */
@@ -278,6 +280,8 @@ export function clientRecord(end: CallEndMessage, o: ClientRecordOptions = {}): 
     ...(o.response === undefined ? {} : responseTimes(o.response)),
     // Envoy's router sets the upstream local address when the request gets a connection, answered or not (upstream_request.cc onPoolReady).
     upstreamLocal: o.response?.localAddress ?? o.upstreamLocal,
+    // Envoy's router sets the upstream SSL connection at onPoolReady too: a call reset after the handshake has it.
+    upstreamConnection: o.response?.connection ?? o.upstreamConnection,
     ...(o.requestTimes === undefined ? {} : { requestRxMs: o.requestTimes.receivedMs, requestTxMs: o.requestTimes.sentMs }),
     ...(o.responseTrailers === undefined ? {} : { responseTrailers: o.responseTrailers }),
   };

@@ -311,7 +311,7 @@ export class AccessLogger {
       this.#client,
       () => {
         const peer = this.#peers.client(e);
-        return clientRecord(e, { start, startTimeMs: this.#wallNow() - e.durationMs, ...(peer === undefined ? {} : { peer }), response: this.#capture.responseOf(e.call), upstreamLocal: this.#capture.localOf(e.call), requestTimes: this.#capture.requestTimesOf(e.call, 'client'), responseTrailers: this.#capture.trailersOf(e.call) });
+        return clientRecord(e, { start, startTimeMs: this.#wallNow() - e.durationMs, ...(peer === undefined ? {} : { peer }), response: this.#capture.responseOf(e.call), upstreamLocal: this.#capture.localOf(e.call), requestTimes: this.#capture.requestTimesOf(e.call, 'client'), responseTrailers: this.#capture.trailersOf(e.call), upstreamConnection: this.#capture.connectionOf(e.call) });
       },
       e.call,
     );

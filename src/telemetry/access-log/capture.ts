@@ -29,6 +29,8 @@ import type { OperatorNeed } from './operators.ts';
 import { tlsDetailsOf } from './tls-details.ts';
 import { upstreamConnectionOf, upstreamLocalOf, watchUpstreamConnections } from '../../core/upstream-connections.ts';
 
+const readTlsDetails = (socket: object): void => void tlsDetailsOf(socket);
+
 /** The channel subscriptions a mesh's logs need, switched as its config changes. */
 export class LogCapture {
   readonly #workload: WorkloadIdentity;
@@ -82,7 +84,10 @@ export class LogCapture {
     const watch = c ? 'socket' : client.has('local') ? 'local' : 'none';
     if (watch !== this.#watch) {
       if (this.#watch !== 'none') watchUpstreamConnections(false, this.#watch === 'socket');
-      if (watch !== 'none') watchUpstreamConnections(true, watch === 'socket');
+      // The TLS details are read when a request goes out on the connection (Envoy's router notes
+      // its SSL connection at onPoolReady): a call that gets no answer (reset after the
+      // handshake, a timeout) has them too, though its socket is closed by the end.
+      if (watch !== 'none') watchUpstreamConnections(true, watch === 'socket', readTlsDetails);
       this.#watch = watch;
     }
     const s = server.has('response');
@@ -105,6 +110,11 @@ export class LogCapture {
   /** A call's response trailers (and forgotten), when a log needs them. */
   trailersOf(call: object): Readonly<Record<string, string | string[] | undefined>> | undefined {
     return this.#trailers ? responseTrailersOf(call) : undefined;
+  }
+
+  /** The connection (socket) a call's request last went out on, when a log needs it (for a call that got no response head). */
+  connectionOf(call: object): object | undefined {
+    return this.#watch === 'socket' ? upstreamConnectionOf(call) : undefined;
   }
 
   /** The local end (`address:port`) of the connection a call's request last went out on, when a log needs it. */
