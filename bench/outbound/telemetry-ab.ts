@@ -18,6 +18,7 @@
  *   nospans   SDK installed, spans sampled at 0 % (trace headers still written), metrics on
  *   otel      SDK installed, spans sampled at 1 % (Istio's default), metrics on — what users get
  *   nometrics SDK installed, Istio metrics off, spans at 1 %
+ *   alog      no SDK, the access log on in Istio's default text format (MeshConfig `accessLogFile`, to /dev/null)
  * `base:<variant>` runs the same variant with the mesh (src/ and bench/lib/otel.ts) of the tree
  * at BASE (e.g. `git worktree add /tmp/base main` with node_modules linked): an A/B of a change,
  * printed as `<variant> - base:<variant>`. `<variant>#2` is a second process of the same variant:
@@ -33,7 +34,7 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import v8 from 'node:v8';
 
-const KINDS = ['plain', 'sdkonly', 'notrace', 'nospans', 'otel', 'nometrics'];
+const KINDS = ['plain', 'sdkonly', 'notrace', 'nospans', 'otel', 'nometrics', 'alog'];
 const HERE = resolve(import.meta.dirname, '../..');
 
 if (process.argv[2] === '--child') await child(process.argv[3] as string, process.argv[4] as string);
@@ -45,7 +46,7 @@ async function child(kind: string, root: string): Promise<void> {
   const C = Number(process.env.C ?? 64);
   const at = (p: string) => pathToFileURL(resolve(root, p)).href;
   const { request } = await import('undici');
-  if (kind !== 'plain') {
+  if (kind !== 'plain' && kind !== 'alog') {
     const { startBenchTelemetry } = (await import(at('bench/lib/otel.ts'))) as typeof import('../lib/otel.ts');
     await startBenchTelemetry(at('src/telemetry/sdk/index.ts'));
   }
@@ -56,6 +57,7 @@ async function child(kind: string, root: string): Promise<void> {
   if (kind === 'nospans') telemetry.tracing = { samplingPercentage: 0 };
   if (kind === 'sdkonly' || kind === 'nometrics') telemetry.metrics = { enabled: false };
   if (kind === 'sdkonly') telemetry.ownMetrics = false;
+  if (kind === 'alog') telemetry.accessLog = { file: '/dev/null' };
   const mesh = await createMesh({ service: 'bench-client', namespace: 'default', labels: { app: 'bench-client' }, config: meshResources(port), telemetry });
   const url = `http://${HOST}:${port}/x`;
   const dispatcher = mesh.dispatcher;

@@ -6,6 +6,7 @@
  * @module
  */
 import type { Controller, Headers, ResponseHandler } from './exchange.ts';
+import type { ConnectionNoted, DispatchedHandler } from './upstream-connections.ts';
 
 /** Forwards every event to `inner`; a failure goes through {@link rewrite} first. */
 export abstract class ErrorRewritingHandler implements ResponseHandler {
@@ -13,10 +14,18 @@ export abstract class ErrorRewritingHandler implements ResponseHandler {
   constructor(inner: ResponseHandler) {
     this.inner = inner;
   }
+  /** The call the handler it wraps sends, when it says (`core/upstream-connections.ts`: the connection's local end for the access log). */
+  get dispatchedCall(): ConnectionNoted | undefined {
+    return (this.inner as Partial<DispatchedHandler>).dispatchedCall;
+  }
   /** The error `inner` gets for `error` (`error` itself to pass it on). */
   protected abstract rewrite(error: Error): Error;
   onRequestStart(controller: Controller, context: unknown): void {
     this.inner.onRequestStart?.(controller, context);
+  }
+  /** undici's `onRequestSent` (the request went out to its end), for the handler it wraps. */
+  onRequestSent(): void {
+    (this.inner as { onRequestSent?(): void }).onRequestSent?.();
   }
   onRequestUpgrade(controller: Controller, statusCode: number, headers: Headers, socket: unknown): void {
     this.inner.onRequestUpgrade?.(controller, statusCode, headers, socket);

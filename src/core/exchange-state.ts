@@ -157,6 +157,8 @@ export class ExchangeState {
   responseHeaders: Headers | undefined = undefined;
   /** The mesh-made failure the caller got as an answer rendered from it (`errors: 'respond'`), if any. */
   rendered: Error | undefined = undefined;
+  /** The local end (`address:port`) of the connection the request last went out on, noted only while an access log asks (`upstream-connections.ts`). */
+  upstreamLocal: string | undefined = undefined;
 
   protected _handler: ResponseHandler;
   protected readonly _errors: ErrorMode;

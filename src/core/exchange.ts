@@ -23,6 +23,7 @@
  *
  * @module
  */
+import { noteResponseTrailers } from './response-trailers.ts';
 import { ReplayableBody } from './body.ts';
 import { callEndMessage } from './call-end.ts';
 import { MeshletError } from './errors.ts';
@@ -182,6 +183,8 @@ export class Exchange extends ExchangeState implements Controller, ResponseHandl
 
   onResponseEnd(controller: Controller, trailers: Headers): void {
     if (this.done) return;
+    // Before the end is published: the access log's %TRAILER(…)% reads them then.
+    noteResponseTrailers(this, trailers);
     this.deliverEnd(controller);
     this._finish(undefined);
     try {

@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { noteRequestSent, requestTimesWatched } from '../core/request-times.ts';
 import { bodySourceFailed } from '../core/body.ts';
 import { MeshletError } from '../core/errors.ts';
 import { ErrorRewritingHandler } from '../core/error-rewriting-handler.ts';
@@ -43,6 +44,14 @@ class PassthroughCall extends ErrorRewritingHandler {
     super(handler);
     this.#ex = ex;
     this.#o = o;
+  }
+  override get dispatchedCall(): Exchange {
+    return this.#ex;
+  }
+  /** undici sent the request to its end (`%REQUEST_TX_DURATION%`). */
+  override onRequestSent(): void {
+    const ex = this.#ex;
+    if (requestTimesWatched() && ex.clock !== undefined) noteRequestSent(ex, ex.clock.now() - ex.startedAt);
   }
   override onResponseStart(controller: Controller, statusCode: number, headers: Headers, statusMessage?: string): void {
     if (statusCode >= 200) this.#headSent = true;

@@ -11,6 +11,7 @@
  *
  * @module
  */
+import { noteRequestSent, requestTimesWatched } from '../core/request-times.ts';
 import { bodySourceFailed } from '../core/body.ts';
 import { MeshletError } from '../core/errors.ts';
 import { type Controller, type Exchange, type Headers, NO_CONTROLLER, type ResponseHandler, type Waiter } from '../core/exchange.ts';
@@ -86,6 +87,16 @@ class UpstreamCall implements ResponseHandler, Waiter, SlotWaiter {
     this._cs = cs;
     this._host = ex.host as HostState | undefined;
     this._run = run;
+  }
+
+  /** undici sent the request to its end (Envoy's last upstream tx byte: `%REQUEST_TX_DURATION%`). */
+  onRequestSent(): void {
+    if (requestTimesWatched()) noteRequestSent(this._ex, this._run.o.clock.now() - this._ex.startedAt);
+  }
+
+  /** The call this attempt sends (`core/upstream-connections.ts`: which call undici's request is). */
+  get dispatchedCall(): Exchange {
+    return this._ex;
   }
 
   start(): void {

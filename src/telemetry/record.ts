@@ -102,8 +102,14 @@ export interface RequestRecord {
   readonly downstreamTxStartMs?: number | undefined;
   /** Since the start, when the upstream's (the app's, server side) response head came, when a log asked for it (none for a reply the mesh made). */
   readonly upstreamRxStartMs?: number | undefined;
-  /** The local end of the upstream connection, when a log asked for it. */
-  readonly upstreamLocal?: HostPort | undefined;
+  /** The local end of the upstream connection (`address:port`, an IPv6 address in brackets), when a log asked for it. */
+  readonly upstreamLocal?: string | undefined;
+  /** Since the start, when the request's last byte was received from the downstream (the app, client side), when a log asked for it. */
+  readonly requestRxMs?: number | undefined;
+  /** Since the start, when the request's last byte was sent upstream (the app, server side), when a log asked for it. */
+  readonly requestTxMs?: number | undefined;
+  /** The response's trailers, when a log asked for them (client side). */
+  readonly responseTrailers?: HeaderMap | undefined;
   /** The upstream connection (its socket) the call's request was last sent on, when a log asked for it (client side). */
   readonly upstreamConnection?: object | undefined;
 }
@@ -120,6 +126,20 @@ export interface ClientRecordOptions {
   readonly peer?: PeerMetadata;
   /** What `meshlet:call:response` said of the call, when a log asked for it: the head's latency, whether the mesh made the reply, the connection's local end. */
   readonly response?: ResponseSeen | undefined;
+  /** The local end (`address:port`) of the connection the call's request last went out on, when a log asked for it (answered or not). */
+  readonly upstreamLocal?: string | undefined;
+  /** When the request's last byte was received from the app and sent upstream, when a log asked for them. */
+  readonly requestTimes?: RequestTimes | undefined;
+  /** The response's trailers, when a log asked for them. */
+  readonly responseTrailers?: HeaderMap | undefined;
+  /** The connection (socket) the call's request last went out on, when a log asked for it (the upstream TLS operators of a call that got no answer). */
+  readonly upstreamConnection?: object | undefined;
+}
+
+/** When a request's last byte was received from the downstream and sent upstream, ms since its start (`%REQUEST_DURATION%`, `%REQUEST_TX_DURATION%`). */
+export interface RequestTimes {
+  readonly receivedMs: number | undefined;
+  readonly sentMs: number | undefined;
 }
 
 /** A response head as a log saw it (`meshlet:call:response`, `meshlet:inbound:response`). */
@@ -140,6 +160,8 @@ export interface ServerRecordOptions {
   readonly peer?: PeerMetadata;
   /** What `meshlet:inbound:response` said of the request, when a log asked for it. */
   readonly response?: ResponseSeen | undefined;
+  /** When the request's last byte was received from the caller and reached the app, when a log asked for them. */
+  readonly requestTimes?: RequestTimes | undefined;
 }
 
 function hostPort(s: string | undefined): HostPort | undefined {
@@ -256,12 +278,18 @@ export function clientRecord(end: CallEndMessage, o: ClientRecordOptions = {}): 
     peer: o.peer,
     error: err ?? meshErr,
     ...(o.response === undefined ? {} : responseTimes(o.response)),
+    // Envoy's router sets the upstream local address when the request gets a connection, answered or not (upstream_request.cc onPoolReady).
+    upstreamLocal: o.response?.localAddress ?? o.upstreamLocal,
+    // Envoy's router sets the upstream SSL connection at onPoolReady too: a call reset after the handshake has it.
+    upstreamConnection: o.response?.connection ?? o.upstreamConnection,
+    ...(o.requestTimes === undefined ? {} : { requestRxMs: o.requestTimes.receivedMs, requestTxMs: o.requestTimes.sentMs }),
+    ...(o.responseTrailers === undefined ? {} : { responseTrailers: o.responseTrailers }),
   };
 }
 
 /** The record's response times, and the upstream connection's local end, from the response head a log saw. */
 function responseTimes(s: ResponseSeen): Pick<RequestRecord, 'downstreamTxStartMs' | 'upstreamRxStartMs' | 'upstreamLocal' | 'upstreamConnection'> {
-  return { downstreamTxStartMs: s.latencyMs, upstreamRxStartMs: s.local ? undefined : s.latencyMs, upstreamLocal: hostPort(s.localAddress), upstreamConnection: s.connection };
+  return { downstreamTxStartMs: s.latencyMs, upstreamRxStartMs: s.local ? undefined : s.latencyMs, upstreamLocal: s.localAddress, upstreamConnection: s.connection };
 }
 
 /** The record of a request the server side saw (`meshlet:inbound:end`). */
@@ -303,6 +331,8 @@ export function serverRecord(end: InboundEndMessage, o: ServerRecordOptions = {}
     error: end.error,
     connection: end.connection,
     ...(o.response === undefined ? {} : responseTimes({ ...o.response, local: !admitted })),
+    // A denied request never reached the app (the server side's upstream).
+    ...(o.requestTimes === undefined ? {} : { requestRxMs: o.requestTimes.receivedMs, requestTxMs: admitted ? o.requestTimes.sentMs : undefined }),
   };
 }
 

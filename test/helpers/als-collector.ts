@@ -49,6 +49,8 @@ export interface DecodedEntry {
       tls_session_id: string;
     } | null;
     start_time: { seconds: string; nanos: number } | null;
+    time_to_last_rx_byte: DecodedDuration | null;
+    time_to_last_upstream_tx_byte: DecodedDuration | null;
     time_to_first_upstream_rx_byte: DecodedDuration | null;
     time_to_first_downstream_tx_byte: DecodedDuration | null;
     time_to_last_downstream_tx_byte: DecodedDuration | null;
@@ -61,6 +63,8 @@ export interface DecodedEntry {
     route_name: string;
     filter_state_objects: Record<string, { type_url: string; value: Buffer }>;
     upstream_request_attempt_count: number;
+    stream_id: string;
+    access_log_type: string;
   };
   protocol_version: string;
   request: {

@@ -56,6 +56,12 @@ describe('access-log operators of the upstream connection (mesh to mesh over mTL
     server.credentials.set(workloadCredentials(ca, { namespace: 'default', serviceAccount: 'reviews' }));
     const s = server.createServer((req, res) => {
       const t = req.socket as TLSSocket;
+      // Reset after the handshake, without an answer.
+      if (req.url === '/reset') {
+        seen.set('/reset', { protocol: t.getProtocol(), cipher: t.getCipher().name, remote: `${t.remoteAddress}:${t.remotePort}`, peerUri: undefined, notAfter: undefined });
+        t.destroy();
+        return;
+      }
       const own = t.getX509Certificate?.();
       seen.set(req.url ?? '', { protocol: t.getProtocol(), cipher: t.getCipher().name, remote: `${t.remoteAddress}:${t.remotePort}`, peerUri: t.getPeerX509Certificate?.()?.subjectAltName, notAfter: own?.validTo });
       res.end('ok');
@@ -110,6 +116,20 @@ describe('access-log operators of the upstream connection (mesh to mesh over mTL
     const l2 = await line('/two');
     assert.equal(l2['local'], (seen.get('/two') as Seen).remote);
     assert.equal(l2['upstream_conn'] === l['upstream_conn'], l2['local'] === l['local'], 'one connection, one id');
+  });
+
+  test('a call reset after the TLS handshake, with no response head: the connection’s TLS operators all the same (Envoy sets them at onPoolReady)', async () => {
+    const r = await client.fetch(`http://${REVIEWS_HOST}:9080/reset`);
+    await r.text();
+    assert.equal(r.status, 503, 'the sidecar’s answer to a reset');
+    const l = await line('/reset');
+    const s = seen.get('/reset') as Seen;
+    assert.equal(l['version'], s.protocol);
+    assert.equal(l['cipher'], s.cipher);
+    assert.equal(l['peer_uri'], spiffe('default', 'reviews'));
+    assert.equal(l['local_uri'], spiffe('default', 'productpage'));
+    assert.equal(l['local'], s.remote);
+    assert.ok((l['upstream_conn'] as number) > 0);
   });
 
   test('gRPC (meshlet’s transport): the same operators from its own connection', async () => {

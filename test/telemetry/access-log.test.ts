@@ -12,9 +12,13 @@ import { createMesh, ManualClock, type Mesh } from '../../src/index.ts';
 import { capture, HOST, inboundEnd, rules, T0, telemetry, until } from '../helpers/access-log.ts';
 import { call, destinationRule, serviceEntry, startUpstream, type Upstream, virtualService } from '../helpers/upstreams.ts';
 
-/** Lines with a generated `x-request-id` (a call that had none gets one, as from Envoy's outbound listener) written as `<rid>`. */
+/**
+ * Lines with a generated `x-request-id` (a call that had none gets one, as from Envoy's outbound
+ * listener) written as `<rid>`, and the upstream connection's local end (`%UPSTREAM_LOCAL_ADDRESS%`,
+ * an ephemeral port: test/telemetry/access-log-default-local.test.ts checks its value) as `<local>`.
+ */
 const RID = /"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"/g;
-const withRid = (lines: string[]) => lines.map((l) => l.replace(RID, '"<rid>"'));
+const withRid = (lines: string[]) => lines.map((l) => l.replace(RID, '"<rid>"').replace(/( outbound\|\S+) 127\.0\.0\.1:\d+ /, '$1 <local> '));
 
 describe('cost', () => {
   test('a mesh without access logs subscribes to nothing; one with them unsubscribes on close', async () => {
@@ -57,8 +61,8 @@ describe('client-side access log lines (MeshConfig accessLogFile, default text f
     await r.body.text();
     const ep = `127.0.0.1:${up.port}`;
     assert.deepEqual(withRid(log.lines()), [
-      `[2026-12-03T04:05:06.000Z] "POST /ok?x=1 HTTP/1.1" 200 - via_upstream - "-" 5 7 0 0 "10.9.9.9" "undici" "rid-1" "ratings:9080" "${ep}" outbound|9080||${HOST} - - - - ratings.ok`,
-      `[2026-12-03T04:05:06.000Z] "GET /plain HTTP/1.1" 200 - via_upstream - "-" 0 7 0 0 "-" "-" "<rid>" "ratings:9080" "${ep}" outbound|9080||${HOST} - - - - ratings.ok`,
+      `[2026-12-03T04:05:06.000Z] "POST /ok?x=1 HTTP/1.1" 200 - via_upstream - "-" 5 7 0 0 "10.9.9.9" "undici" "rid-1" "ratings:9080" "${ep}" outbound|9080||${HOST} <local> - - - ratings.ok`,
+      `[2026-12-03T04:05:06.000Z] "GET /plain HTTP/1.1" 200 - via_upstream - "-" 0 7 0 0 "-" "-" "<rid>" "ratings:9080" "${ep}" outbound|9080||${HOST} <local> - - - ratings.ok`,
     ]);
   });
 
@@ -77,7 +81,7 @@ describe('client-side access log lines (MeshConfig accessLogFile, default text f
     await until(() => clock.pending === 1, 'the request to wait on the fault delay');
     clock.advance(30);
     assert.equal((await p).status, 200);
-    assert.deepEqual(withRid(log.lines()), [`[2026-12-03T04:05:06.000Z] "GET /delay HTTP/1.1" 200 DI via_upstream - "-" 0 7 30 0 "-" "undici" "<rid>" "ratings:9080" "127.0.0.1:${up.port}" outbound|9080||${HOST} - - - - ratings.delay`]);
+    assert.deepEqual(withRid(log.lines()), [`[2026-12-03T04:05:06.000Z] "GET /delay HTTP/1.1" 200 DI via_upstream - "-" 0 7 30 0 "-" "undici" "<rid>" "ratings:9080" "127.0.0.1:${up.port}" outbound|9080||${HOST} <local> - - - ratings.delay`]);
     // The start time is the clock when the call began (T0), not when it ended (T0 + 30 ms).
     assert.equal(clock.now() - start, 30);
   });
@@ -209,7 +213,7 @@ describe('a caller that goes away', () => {
       ac.abort();
       await assert.rejects(p);
       await until(() => log.lines().length === 1, 'the line');
-      assert.deepEqual(withRid(log.lines()), [`[2026-12-03T04:05:06.000Z] "GET /wait HTTP/1.1" 0 DC downstream_remote_disconnect - "-" 0 0 0 - "-" "undici" "<rid>" "slow" "127.0.0.1:${slow.port}" outbound|80||slow.default.svc.cluster.local - - - - default`]);
+      assert.deepEqual(withRid(log.lines()), [`[2026-12-03T04:05:06.000Z] "GET /wait HTTP/1.1" 0 DC downstream_remote_disconnect - "-" 0 0 0 - "-" "undici" "<rid>" "slow" "127.0.0.1:${slow.port}" outbound|80||slow.default.svc.cluster.local <local> - - - default`]);
     } finally {
       release();
       await mesh.close();

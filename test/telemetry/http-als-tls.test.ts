@@ -116,6 +116,8 @@ describe('envoyHttpAls: tls_properties and response times', { skip: skipWithout(
       assert.deepEqual(t.peer_certificate_properties, { subject_alt_name: [{ uri: spiffe('default', 'productpage'), san: 'uri' }], subject: subjectOf(client.certFile) });
       assert.deepEqual(t.local_certificate_properties, { subject_alt_name: [{ uri: spiffe('default', 'reviews'), san: 'uri' }], subject: subjectOf(serverCertFile) });
       const c = e.common_properties;
+      assert.equal(ms(c.time_to_last_rx_byte), 0, 'a GET ends with its head');
+      assert.equal(ms(c.time_to_last_upstream_tx_byte), 0, 'and reached the app whole');
       assert.equal(ms(c.time_to_first_upstream_rx_byte), 5, 'the app’s head');
       assert.equal(ms(c.time_to_first_downstream_tx_byte), 5);
       assert.equal(ms(c.time_to_last_downstream_tx_byte), 12, 'the end of the response');
@@ -132,6 +134,8 @@ describe('envoyHttpAls: tls_properties and response times', { skip: skipWithout(
       const e = await entry((x) => x.request.path === '/meshlet.test.Echo/Unary');
       assert.equal(addr(e.common_properties.upstream_local_address), peers[0]);
       assert.equal(ms(e.common_properties.time_to_first_upstream_rx_byte), 3);
+      assert.equal(ms(e.common_properties.time_to_last_rx_byte), 0, 'the caller’s half-close came with the call');
+      assert.equal(ms(e.common_properties.time_to_last_upstream_tx_byte), 0, 'and went out before the answer');
       assert.equal(e.common_properties.tls_properties, null, 'the client side has no downstream TLS');
     } finally {
       c.close();

@@ -44,6 +44,8 @@ const JSON_LABELS = {
   start: '%START_TIME%',
   protocol: '%PROTOCOL%',
   attempts: '%UPSTREAM_REQUEST_ATTEMPT_COUNT%',
+  stream_id: '%STREAM_ID%',
+  log_type: '%ACCESS_LOG_TYPE%',
 };
 
 /** `/abort` is answered by a fault (flag FI, no upstream); the rest goes to ratings. */
@@ -107,6 +109,9 @@ function asJson(e: DecodedEntry): Record<string, unknown> {
     protocol: e.protocol_version === 'HTTP11' ? 'HTTP/1.1' : 'HTTP/2',
     // A uint32: 0 and unset are one value on the wire (Envoy leaves it unset when no attempt was made).
     attempts: c.upstream_request_attempt_count,
+    // Envoy's extractCommonAccessLogProperties: the stream id provider's id (the request id), and when the log was made.
+    stream_id: c.stream_id === '' ? null : c.stream_id,
+    log_type: c.access_log_type,
   };
 }
 

@@ -48,9 +48,10 @@ describe('envoyOtelAls: records at an OpenTelemetry collector (Istio task "OpenT
       await flush(s, collector, 2);
       assert.equal(collector.exports.length, 1, 'one Export for the batch');
       const ep = `127.0.0.1:${up.port}`;
-      assert.deepEqual(collector.bodies(), [
-        `[2026-12-03T04:05:06.000Z] "GET /ok HTTP/1.1" 200 - via_upstream - "-" 0 7 0 0 "-" "ua" "rid-1" "${RATINGS}:9080" "${ep}" outbound|9080||${RATINGS} - - - - default\n`,
-        `[2026-12-03T04:05:06.000Z] "GET /two HTTP/1.1" 200 - via_upstream - "-" 0 7 0 0 "-" "ua" "rid-2" "${RATINGS}:9080" "${ep}" outbound|9080||${RATINGS} - - - - default\n`,
+      // The upstream connection's local end (an ephemeral port) as <local>: test/telemetry/access-log-default-local.test.ts checks its value.
+      assert.deepEqual(collector.bodies().map((b) => b.replace(/( outbound\|\S+) 127\.0\.0\.1:\d+ /, '$1 <local> ')), [
+        `[2026-12-03T04:05:06.000Z] "GET /ok HTTP/1.1" 200 - via_upstream - "-" 0 7 0 0 "-" "ua" "rid-1" "${RATINGS}:9080" "${ep}" outbound|9080||${RATINGS} <local> - - - default\n`,
+        `[2026-12-03T04:05:06.000Z] "GET /two HTTP/1.1" 200 - via_upstream - "-" 0 7 0 0 "-" "ua" "rid-2" "${RATINGS}:9080" "${ep}" outbound|9080||${RATINGS} <local> - - - default\n`,
       ]);
       const r = collector.records()[0];
       assert.equal(r?.time_unix_nano, String(BigInt(T0) * 1_000_000n));

@@ -21,6 +21,7 @@ import type { AttemptOwner, EndpointConns } from './pools.ts';
 import { GrpcCallError } from './classify.ts';
 import { GrpcExchange, noteAnsweredOn } from './exchange.ts';
 import { noteConnection } from '../../core/upstream-connections.ts';
+import { noteRequestSent, requestTimesWatched } from '../../core/request-times.ts';
 import { responseChannels } from '../../core/observe-response.ts';
 import { DISCARD_MESSAGES, H2Call, type H2Listener } from './h2-call.ts';
 import { openStream } from './request-headers.ts';
@@ -155,6 +156,8 @@ export class GrpcAttempt implements Controller, H2Listener, ConnWaiter, MessageS
     // A mirrored copy's answer is thrown away: none of its messages is kept or inflated.
     const call = new H2Call(owner.grpc, stream, this, conn, ex instanceof GrpcExchange ? ex.receiveLimit : ex.mirror ? DISCARD_MESSAGES : -1);
     this.#call = call;
+    // The connection the request goes out on (Envoy's router notes it at onPoolReady, before any answer).
+    noteConnection(ex, conn.socket);
     this.#bits |= READING;
     call.startRead();
     const body = ex.body;
@@ -196,6 +199,7 @@ export class GrpcAttempt implements Controller, H2Listener, ConnWaiter, MessageS
     if ((this.#bits & HALF_CLOSE_PENDING) !== 0 && (this.#outbox === undefined || this.#outbox.length === 0) && this.#state === 1) {
       this.#bits &= ~HALF_CLOSE_PENDING;
       call.halfClose();
+      this.#halfClosed();
     }
   }
 
@@ -214,7 +218,15 @@ export class GrpcAttempt implements Controller, H2Listener, ConnWaiter, MessageS
   end(): void {
     if (this.#state !== 1) return;
     if (this.#outbox !== undefined && this.#outbox.length > 0) this.#bits |= HALF_CLOSE_PENDING;
-    else this.#call?.halfClose();
+    else if (this.#call !== undefined) {
+      this.#call.halfClose();
+      this.#halfClosed();
+    }
+  }
+
+  /** The request went out to its end (Envoy's last upstream tx byte: `%REQUEST_TX_DURATION%`). */
+  #halfClosed(): void {
+    if (requestTimesWatched()) noteRequestSent(this.#ex, this.#owner.clock.now() - this.#ex.startedAt);
   }
 
   fail(err: Error): void {
@@ -263,10 +275,7 @@ export class GrpcAttempt implements Controller, H2Listener, ConnWaiter, MessageS
   #upstream(headers: Headers, metadata: Metadata): void {
     const ex = this.#ex;
     if (ex instanceof GrpcExchange) ex.upstreamAnswer(headers, metadata);
-    if (responseChannels.call.hasSubscribers) {
-      noteAnsweredOn(ex, this.conn?.localAddress);
-      noteConnection(ex, this.conn?.socket);
-    }
+    if (responseChannels.call.hasSubscribers) noteAnsweredOn(ex, this.conn?.localAddress);
   }
 
   onReceiveMetadata(metadata: Metadata): void {

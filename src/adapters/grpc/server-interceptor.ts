@@ -186,6 +186,7 @@ class MeshServerCall {
           },
       onReceiveHalfClose: (next) => {
         this.#completeAt = performance.now();
+        this.#ob?.halfClosed();
         this.enter(next);
       },
       onCancel: () => {

@@ -14,6 +14,7 @@
  *
  * @module
  */
+import { noteRequestReceived, noteRequestSent, requestTimesWatched } from '../../core/request-times.ts';
 import type { Metadata } from '@grpc/grpc-js';
 import type { PartialStatusObject } from '@grpc/grpc-js/build/src/call-interface.js';
 import type { Clock } from '../../core/clock.ts';
@@ -97,6 +98,14 @@ export class GrpcInboundObservation {
   received(message: unknown): void {
     this.#requestMessages++;
     if (Buffer.isBuffer(message)) this.#requestBytes += message.length + 5;
+  }
+
+  /** The caller half-closed: its last message came, and goes on to the app now (`%REQUEST_DURATION%`, `%REQUEST_TX_DURATION%`). */
+  halfClosed(): void {
+    if (!requestTimesWatched()) return;
+    const ms = this.#clock.now() - this.#startedAt;
+    noteRequestReceived(this.start.request, ms);
+    noteRequestSent(this.start.request, ms);
   }
 
   /** The response metadata went out. */

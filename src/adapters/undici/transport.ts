@@ -23,7 +23,6 @@ import { clockedConnector } from './clocked-connector.ts';
 import { dispatchOptions, fail } from './dispatch-options.ts';
 import { CertificateRefusalHandler, sniOfAuthority, tlsConnector } from './tls-connector.ts';
 import { dispatchUntraced, upstreamClient } from './untraced.ts';
-import { noteDispatch } from '../../core/upstream-connections.ts';
 import { observedPool } from './pool-events.ts';
 import { type ClientTlsOptions, ClusterTlsPlans, TlsEnvironment } from './tls-plans.ts';
 
@@ -339,7 +338,6 @@ export class UndiciTransport {
     }
     const servername = e.autoSni ? autoSni(e, ex.authority) : pools.httpServername;
     const h = e.presentsCert ? new CertificateRefusalHandler(handler) : handler;
-    noteDispatch(h, ex);
     dispatchUntraced(pool, dispatchOptions(ex, this.#expected, undefined, servername) as never, h as never);
   };
 
@@ -352,7 +350,6 @@ export class UndiciTransport {
 
   /** Sends a request to its original destination (the URL's address, never the Host header's, which only chose the route); `origin`: over the cluster's TLS. */
   #toOriginal(agent: Agent, ex: Exchange, handler: Parameters<Dispatch>[1], origin = `${ex.scheme}://${ex.urlAuthority}`): void {
-    noteDispatch(handler, ex);
     dispatchUntraced(agent, dispatchOptions(ex, this.#expected, origin) as never, handler as never);
   }
 

@@ -20,7 +20,7 @@ import { type AccessLogOptions, type AccessLogProviderConfig, type ResolvedLog, 
 import { compileJsonFormat, compileTextFormat, type JsonFormatter, type TextFormatter } from './format.ts';
 import { type AccessLogLogger, type EntryWriter, Writers } from './writers.ts';
 import type { UnaryRequester } from '../../core/unary-call.ts';
-import { compileSubstitution, ISTIO_TEXT_FORMAT } from './format.ts';
+import { compileSubstitution } from './format.ts';
 import { type AccessLogDropReason, OtelLogExporter, type OtelExportStats } from './otel-exporter.ts';
 import { type TelemetryFlushMessage, telemetryFlush } from '../flush-channel.ts';
 import { encodeLogRecord, spanIdBytes, traceIdBytes } from './otlp-wire.ts';
@@ -100,7 +100,7 @@ export class AccessLogger {
   constructor(o: AccessLoggerOptions) {
     this.#o = o;
     this.#writers = new Writers(o.logger, o.clock);
-    this.#capture = new LogCapture(o.workload);
+    this.#capture = new LogCapture(o.workload, o.clock);
     const clock = o.clock;
     const epoch = epochOf(clock);
     this.#wallNow = clock === systemClock ? Date.now : () => epoch + clock.now();
@@ -160,8 +160,8 @@ export class AccessLogger {
       if (log.als !== undefined) {
         const stream = this.#als(log.provider, log.als);
         if (stream === undefined) continue;
-        // The entry's tls_properties, response times and upstream_local_address.
-        needs.add('tls').add('response');
+        // The entry's tls_properties, request and response times and upstream_local_address.
+        needs.add('tls').add('response').add('request');
         out.push({ provider: log.provider, filter, text: undefined, json: undefined, writer: NO_WRITER, stream });
         continue;
       }
@@ -199,8 +199,7 @@ export class AccessLogger {
     let body: TextFormatter;
     let attributes: (readonly [string, TextFormatter])[];
     try {
-      // Istio's default body needs nothing captured (as the file logs' default).
-      body = compileSubstitution(o.text, false, o.text === ISTIO_TEXT_FORMAT ? undefined : needs);
+      body = compileSubstitution(o.text, false, needs);
       attributes = o.labels.map(([k, v]) => [k, compileSubstitution(v, false, needs)] as const);
     } catch (e) {
       this.#warn(`access log "${provider}": invalid format: ${(e as Error).message}; nothing is logged by this provider`);
@@ -312,7 +311,7 @@ export class AccessLogger {
       this.#client,
       () => {
         const peer = this.#peers.client(e);
-        return clientRecord(e, { start, startTimeMs: this.#wallNow() - e.durationMs, ...(peer === undefined ? {} : { peer }), response: this.#capture.responseOf(e.call) });
+        return clientRecord(e, { start, startTimeMs: this.#wallNow() - e.durationMs, ...(peer === undefined ? {} : { peer }), response: this.#capture.responseOf(e.call), upstreamLocal: this.#capture.localOf(e.call), requestTimes: this.#capture.requestTimesOf(e.call, 'client'), responseTrailers: this.#capture.trailersOf(e.call), upstreamConnection: this.#capture.connectionOf(e.call) });
       },
       e.call,
     );
@@ -325,7 +324,7 @@ export class AccessLogger {
       this.#server,
       () => {
         const peer = this.#peers.server(e);
-        return serverRecord(e, { startTimeMs: this.#wallNow() - e.durationMs, ...(peer === undefined ? {} : { peer }), response: this.#capture.responseOf(e.request) });
+        return serverRecord(e, { startTimeMs: this.#wallNow() - e.durationMs, ...(peer === undefined ? {} : { peer }), response: this.#capture.responseOf(e.request), requestTimes: this.#capture.requestTimesOf(e.request, 'server') });
       },
       e.request,
     );

@@ -166,6 +166,9 @@ function tlsProperties(r: RequestRecord, t: TlsDetails | undefined): ProtoWriter
   return tls;
 }
 
+/** `envoy.data.accesslog.v3.AccessLogType.DownstreamEnd`. */
+const ACCESS_LOG_TYPE_DOWNSTREAM_END = 6;
+
 function common(r: RequestRecord, o: HttpEntryOptions): ProtoWriter {
   const w = new ProtoWriter();
   const remote = r.downstreamRemote;
@@ -174,8 +177,11 @@ function common(r: RequestRecord, o: HttpEntryOptions): ProtoWriter {
   const t = r.side === 'server' ? tlsDetailsOf(r.connection) : undefined;
   if (r.sni !== undefined || r.mtls || t !== undefined) w.message(4, tlsProperties(r, t));
   w.message(5, time(r.startTimeMs));
-  // Envoy's TimingUtility: the first byte from the upstream (the app, server side) and the first and
-  // last bytes to the downstream; meshlet sees the head (first bytes) and the end (the last one).
+  // Envoy's TimingUtility: the last byte from the downstream, the last byte to the upstream (the
+  // app, server side), the first byte from the upstream, and the first and last bytes to the
+  // downstream; meshlet sees the response head (first bytes) and the end (the last one).
+  if (r.requestRxMs !== undefined) w.message(6, time(r.requestRxMs));
+  if (r.requestTxMs !== undefined) w.message(8, time(r.requestTxMs));
   if (r.upstreamRxStartMs !== undefined) w.message(9, time(r.upstreamRxStartMs));
   if (r.downstreamTxStartMs !== undefined) w.message(11, time(r.downstreamTxStartMs));
   if (r.status > 0 && !r.flags.split(',').includes('DC')) w.message(12, time(r.durationMs));
@@ -185,7 +191,8 @@ function common(r: RequestRecord, o: HttpEntryOptions): ProtoWriter {
     // Envoy names the cluster of the upstream host it picked (none without one).
     w.string(15, r.upstreamCluster);
   }
-  if (r.upstreamLocal !== undefined) w.message(14, address(r.upstreamLocal.address, r.upstreamLocal.port));
+  const upstreamLocal = parseHostPort(r.upstreamLocal);
+  if (upstreamLocal !== undefined) w.message(14, address(upstreamLocal.address, upstreamLocal.port));
   const flags = r.flags === '' ? [] : r.flags.split(',');
   if (flags.length > 0) {
     const f = new ProtoWriter();
@@ -213,6 +220,11 @@ function common(r: RequestRecord, o: HttpEntryOptions): ProtoWriter {
   w.message(23, time(r.durationMs));
   const attempts = attemptCount(r, noView);
   if (typeof attempts === 'number') w.uint(24, attempts);
+  // grpc_access_log_utils.cc extractCommonAccessLogProperties: the stream id provider's id (Envoy's
+  // request-id extension: the x-request-id, as %STREAM_ID%), and the log's type — every meshlet
+  // entry is the HTTP connection manager's end-of-stream log (AccessLogType DownstreamEnd = 6).
+  w.string(26, headerValue(r.requestHeaders, 'x-request-id'));
+  w.uint(33, ACCESS_LOG_TYPE_DOWNSTREAM_END);
   return w;
 }
 

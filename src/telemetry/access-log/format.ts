@@ -119,12 +119,11 @@ const str = (v: OperatorValue, empty: string): string => (v === undefined || v =
 
 /**
  * Compiles a text format. Istio ends every text format with a newline (added when missing);
- * the line this gives keeps it. `needs` collects the data its operators need captured — none for
- * Istio's default (an empty format): its `%UPSTREAM_LOCAL_ADDRESS%` prints what another log had
- * captured, else `-`, so the default log costs no capture per request.
+ * the line this gives keeps it. `needs` collects the data its operators need captured — for
+ * Istio's default (an empty format), `local`: its `%UPSTREAM_LOCAL_ADDRESS%`.
  */
 export function compileTextFormat(format: string, omitEmptyValues = false, needs?: Set<OperatorNeed>): TextFormatter {
-  if (format === '') return compileSubstitution(ISTIO_TEXT_FORMAT, omitEmptyValues);
+  if (format === '') return compileSubstitution(ISTIO_TEXT_FORMAT, omitEmptyValues, needs);
   return compileSubstitution(format.endsWith('\n') ? format : `${format}\n`, omitEmptyValues, needs);
 }
 
@@ -188,10 +187,10 @@ function renderJson(n: JsonNode, r: RequestRecord, view: () => AttributeView, om
 
 /**
  * Compiles a JSON format (`logFormat.labels`, or MeshConfig `accessLogFormat` with JSON
- * encoding); an empty one is Istio's default, which needs nothing captured (as the text default).
+ * encoding); an empty one is Istio's default (which needs `local`, as the text default).
  */
 export function compileJsonFormat(labels: Readonly<Record<string, unknown>> | undefined, omitEmptyValues = false, needs?: Set<OperatorNeed>): JsonFormatter {
   const istio = labels === undefined || Object.keys(labels).length === 0;
-  const root = compileJsonNode(istio ? ISTIO_JSON_FORMAT : labels, 'labels', istio ? undefined : needs);
+  const root = compileJsonNode(istio ? ISTIO_JSON_FORMAT : labels, 'labels', needs);
   return (r) => renderJson(root, r, lazyView(r), omitEmptyValues) as Record<string, unknown>;
 }

@@ -49,13 +49,17 @@ describe('what compiled formats need captured', () => {
     f(n);
     return [...n].sort();
   };
-  it('Istio’s default formats need nothing', () => {
+  it('Istio’s default formats need the local end of the upstream connection only (their %UPSTREAM_LOCAL_ADDRESS%)', () => {
     assert.deepEqual(
       needs((n) => compileTextFormat('', false, n)),
-      [],
+      ['local'],
     );
     assert.deepEqual(
       needs((n) => compileJsonFormat(undefined, false, n)),
+      ['local'],
+    );
+    assert.deepEqual(
+      needs((n) => compileTextFormat('%RESPONSE_CODE% %REQ(:PATH)%', false, n)),
       [],
     );
   });
@@ -69,8 +73,8 @@ describe('what compiled formats need captured', () => {
       ['response'],
     );
     assert.deepEqual(
-      needs((n) => compileTextFormat('%DOWNSTREAM_PEER_CERT_V_END(%s)% %UPSTREAM_LOCAL_ADDRESS%', false, n)),
-      ['response', 'tls'],
+      needs((n) => compileTextFormat('%DOWNSTREAM_PEER_CERT_V_END(%s)% %UPSTREAM_LOCAL_ADDRESS% %UPSTREAM_TLS_CIPHER%', false, n)),
+      ['local', 'response', 'tls'],
     );
   });
 });
@@ -146,20 +150,25 @@ describe('the capture costs nothing for formats that do not need it', () => {
   const sendHeaders = channel('undici:client:sendHeaders');
   const subscribed = () => ({ start: channels.inboundStart.hasSubscribers, call: responseChannels.call.hasSubscribers, inbound: responseChannels.inbound.hasSubscribers, undici: sendHeaders.hasSubscribers });
   const config = [{ apiVersion: 'telemetry.istio.io/v1', kind: 'Telemetry', metadata: { name: 'logs', namespace: 'istio-system' }, spec: { accessLogging: [{ providers: [{ name: 'f' }] }] } }];
-  it('the default format subscribes to none of the capture’s channels; a TLS / upstream format to theirs, until it is gone', async () => {
+  it('the default format subscribes to undici’s sendHeaders only (the local end); a format without upstream operators to nothing; a TLS / upstream format to theirs, until it is gone', async () => {
     const none = { start: false, call: false, inbound: false, undici: false };
     assert.deepEqual(subscribed(), none);
     const make = (text: string) =>
       new AccessLogger({ workload, rootNamespace: 'istio-system', clock: new ManualClock(0), logger: { warn: () => undefined, info: () => undefined }, providers: [{ name: 'f', envoyFileAccessLog: { path: '/dev/stdout', logFormat: { text } } }], options: {} });
+    const short = make('%RESPONSE_CODE% %DURATION%');
+    short.install(config as never);
+    assert.deepEqual(short.active, { client: ['f'], server: ['f'] });
+    assert.deepEqual(subscribed(), none);
+    await short.close();
     const plain = make('');
     plain.install(config as never);
-    assert.deepEqual(plain.active, { client: ['f'], server: ['f'] });
-    assert.deepEqual(subscribed(), none);
+    assert.deepEqual(subscribed(), { ...none, undici: true });
     const tls = make('%DOWNSTREAM_PEER_SUBJECT% %UPSTREAM_TLS_VERSION%');
     tls.install(config as never);
     assert.deepEqual(subscribed(), { start: true, call: true, inbound: true, undici: true });
     await tls.close();
-    assert.deepEqual(subscribed(), none);
+    assert.deepEqual(subscribed(), { ...none, undici: true });
     await plain.close();
+    assert.deepEqual(subscribed(), none);
   });
 });

@@ -3,7 +3,7 @@
  * record: each gives a typed value (a number where Envoy's JSON format gives a number) or
  * undefined when the request has none (`-` in text, `null` in JSON).
  *
- * Envoy operators meshlet has no data for (`%DYNAMIC_METADATA(…)%`, `%REQUEST_DURATION%`, wire
+ * Envoy operators meshlet has no data for (`%DYNAMIC_METADATA(…)%`, `%ROUNDTRIP_DURATION%`, wire
  * bytes, …) are accepted and always print `-`; an operator Envoy does not know is a
  * configuration error, as in Envoy. docs/telemetry.md lists which are which.
  *
@@ -17,7 +17,7 @@ import { hostname } from 'node:os';
 import { GRPC_STATUS } from '../../core/grpc-status.ts';
 import { type CompiledCel, compileCel } from '../cel.ts';
 import { type AttributeView, protocolName } from '../attributes.ts';
-import { type HeaderMap, headerValue, type RequestRecord } from '../record.ts';
+import { type HeaderMap, headerValue, parseHostPort, type RequestRecord } from '../record.ts';
 import { checkTimeFormat, defaultStartTime, formatTime } from './time-format.ts';
 import { formatHostPort } from '../../core/host-port.ts';
 import { certTimeOperator, TLS_OPERATORS } from './tls-operators.ts';
@@ -33,9 +33,11 @@ export type Operator = (r: RequestRecord, view: () => AttributeView) => Operator
  * Data an operator reads that is captured only for the logs that need it: `tls`, the downstream
  * connection's TLS details, read when the request starts (a caller that goes away may take its
  * socket with it); `response`, the response head's time and the connection it came on (its TLS
- * details and local end).
+ * details and local end); `local`, only the local end of the connection a call's request went
+ * out on (Istio's default formats print it); `request`, when the request's last byte was received
+ * and sent upstream; `trailers`, a call's response trailers.
  */
-export type OperatorNeed = 'tls' | 'response';
+export type OperatorNeed = 'tls' | 'response' | 'local' | 'request' | 'trailers';
 
 const NEEDS: Readonly<Record<string, OperatorNeed>> = Object.assign(Object.create(null), {
   ...Object.fromEntries(Object.keys(TLS_OPERATORS).map((k) => [k, k.startsWith('UPSTREAM_') ? 'response' : 'tls'])),
@@ -46,9 +48,12 @@ const NEEDS: Readonly<Record<string, OperatorNeed>> = Object.assign(Object.creat
   DOWNSTREAM_PEER_CERT_V_END: 'tls',
   RESPONSE_DURATION: 'response',
   RESPONSE_TX_DURATION: 'response',
-  UPSTREAM_LOCAL_ADDRESS: 'response',
-  UPSTREAM_LOCAL_ADDRESS_WITHOUT_PORT: 'response',
-  UPSTREAM_LOCAL_PORT: 'response',
+  REQUEST_DURATION: 'request',
+  REQUEST_TX_DURATION: 'request',
+  TRAILER: 'trailers',
+  UPSTREAM_LOCAL_ADDRESS: 'local',
+  UPSTREAM_LOCAL_ADDRESS_WITHOUT_PORT: 'local',
+  UPSTREAM_LOCAL_PORT: 'local',
 });
 
 const LONG_FLAGS: Readonly<Record<string, string>> = Object.assign(Object.create(null), {
@@ -100,8 +105,6 @@ const NOT_AVAILABLE = new Set([
   'DOWNSTREAM_PEER_CHAIN_SERIALS',
   'TLS_JA3_FINGERPRINT',
   'VIRTUAL_CLUSTER_NAME',
-  'REQUEST_DURATION',
-  'REQUEST_TX_DURATION',
   'UPSTREAM_CONNECTION_POOL_READY_DURATION',
   'DOWNSTREAM_HANDSHAKE_DURATION',
   'ROUNDTRIP_DURATION',
@@ -178,11 +181,14 @@ const SIMPLE: Readonly<Record<string, Operator>> = Object.assign(Object.create(n
   ACCESS_LOG_TYPE: () => 'DownstreamEnd',
   REQUEST_HEADERS_BYTES: (r: RequestRecord) => headersBytes(r.requestHeaders),
   RESPONSE_HEADERS_BYTES: (r: RequestRecord) => headersBytes(r.responseHeaders),
+  // stream_info_formatter.cc: TimingUtility's lastDownstreamRxByteReceived / lastUpstreamTxByteSent.
+  REQUEST_DURATION: (r: RequestRecord) => ms(r.requestRxMs),
+  REQUEST_TX_DURATION: (r: RequestRecord) => ms(r.requestTxMs),
   RESPONSE_DURATION: (r: RequestRecord) => ms(r.upstreamRxStartMs),
   RESPONSE_TX_DURATION: responseTx,
-  UPSTREAM_LOCAL_ADDRESS: (r: RequestRecord) => joined(r.upstreamLocal),
-  UPSTREAM_LOCAL_ADDRESS_WITHOUT_PORT: (r: RequestRecord) => withoutPort(r.upstreamLocal),
-  UPSTREAM_LOCAL_PORT: (r: RequestRecord) => r.upstreamLocal?.port,
+  UPSTREAM_LOCAL_ADDRESS: (r: RequestRecord) => r.upstreamLocal,
+  UPSTREAM_LOCAL_ADDRESS_WITHOUT_PORT: (r: RequestRecord) => withoutPort(parseHostPort(r.upstreamLocal)),
+  UPSTREAM_LOCAL_PORT: (r: RequestRecord) => parseHostPort(r.upstreamLocal)?.port,
   ...TLS_OPERATORS,
   TRACE_ID: (r: RequestRecord) => {
     const tp = headerValue(r.requestHeaders, 'traceparent');
@@ -190,6 +196,17 @@ const SIMPLE: Readonly<Record<string, Operator>> = Object.assign(Object.create(n
     return w3c ?? headerValue(r.requestHeaders, 'x-b3-traceid') ?? headerValue(r.requestHeaders, 'b3')?.split('-')[0];
   },
 });
+
+/**
+ * A response trailer: a call's trailers as they came (client side, when a log asked for them);
+ * the server side keeps none, but a gRPC status sent in trailers (not in a trailers-only head) is
+ * known there too.
+ */
+function trailer(r: RequestRecord, name: string): string | undefined {
+  const v = headerValue(r.responseTrailers, name);
+  if (v !== undefined || name !== 'grpc-status' || r.responseTrailers !== undefined) return v;
+  return r.protocol === 'grpc' && r.grpcStatus >= 0 && headerValue(r.responseHeaders, 'grpc-status') === undefined ? String(r.grpcStatus) : undefined;
+}
 
 /** Request pseudo-headers as Envoy's `%REQ(…)%` reads them. */
 function requestHeader(r: RequestRecord, name: string): string | undefined {
@@ -272,10 +289,9 @@ export function compileOperator(name: string, arg: string | undefined, max: numb
   }
   if (name === 'TRAILER') {
     if (arg === undefined || arg === '') throw new FormatError('%TRAILER(…)% needs a trailer name');
-    // The record keeps no trailers: a gRPC status sent in trailers (not in the head) is the one it knows.
-    const names = arg.toLowerCase().split('?');
-    if (!names.includes('grpc-status')) return () => undefined;
-    return (r) => (r.protocol === 'grpc' && r.grpcStatus >= 0 && headerValue(r.responseHeaders, 'grpc-status') === undefined ? String(r.grpcStatus) : undefined);
+    // As %RESP(…)%: `name?alternative`, `:N` truncation (Envoy's ResponseTrailerFormatter).
+    const [main, alt] = arg.toLowerCase().split('?') as [string, string | undefined];
+    return (r) => truncate(trailer(r, main) ?? (alt === undefined ? undefined : trailer(r, alt)), max);
   }
   let certTime: Operator | undefined;
   try {
