@@ -12,10 +12,11 @@
  */
 import assert from 'node:assert/strict';
 import { createServer, type ServerResponse } from 'node:http';
-import { type AddressInfo, Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { createMesh, type Mesh, type MeshOptions } from '../../src/index.ts';
 import { type Echo, EchoClient, type GrpcUpstream, grpcServiceEntry, startGrpcUpstream, unary } from '../helpers/grpc.ts';
+import { keepAliveCalls } from '../helpers/keepalive.ts';
 import { call, destinationRule, serviceEntry } from '../helpers/upstreams.ts';
 import { quietLogger, startTestControlPlane, type TestControlPlane, until } from './client-helpers.ts';
 
@@ -54,17 +55,7 @@ async function fedMesh(t: TestControlPlane, o: Partial<MeshOptions> = {}): Promi
  * and the control plane's accepted sockets are this process's too), and not undici's own 2-argument call before the mesh's.
  */
 async function lastCall(fn: () => Promise<void>): Promise<unknown[] | undefined> {
-  const calls: unknown[][] = [];
-  const original = Socket.prototype.setKeepAlive;
-  Socket.prototype.setKeepAlive = function (this: Socket, ...args: unknown[]) {
-    if ((this as { server?: unknown }).server == null) calls.push(args);
-    return (original as (...a: unknown[]) => Socket).apply(this, args);
-  } as typeof original;
-  try {
-    await fn();
-  } finally {
-    Socket.prototype.setKeepAlive = original;
-  }
+  const calls = await keepAliveCalls(fn, (socket) => (socket as { server?: unknown }).server == null);
   return calls.filter((c) => c.length === 4).at(-1);
 }
 
