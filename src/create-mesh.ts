@@ -277,16 +277,22 @@ async function createControlPlaneMesh(o: MeshOptions, signal: AbortSignal | unde
 /**
  * A gateway host name's addresses changed: the control plane's state in use is compiled again and
  * installed (its versions are unchanged: ACKs and `apply --wait` are not concerned), unless a newer
- * state was applied meanwhile (compiled with the new addresses already). One at a time.
+ * state was applied meanwhile (compiled with the new addresses already), or the settings or a
+ * name's addresses changed meanwhile (the compile that change started is newer). One at a time.
+ * Exported for its test.
+ *
+ * @internal
  */
-function recompileOnGatewayChange(names: GatewayNames, state: () => GoodState, compile: (s: GoodState) => Promise<Snapshot>, mesh: Mesh, logger: MeshLogger): void {
+export function recompileOnGatewayChange(names: GatewayNames, state: () => GoodState, compile: (s: GoodState) => Promise<Snapshot>, mesh: Mesh, logger: MeshLogger): void {
   let queue = Promise.resolve();
   names.onChange = () => {
     queue = queue.then(async () => {
       const s = state();
+      const generation = names.generation;
       try {
         const snapshot = await compile(s);
-        if (!names.closed && state() === s) mesh.install(snapshot);
+        // Not when the settings or a name changed meanwhile (a pushed MeshConfig: its own recompile is newer).
+        if (!names.closed && state() === s && names.generation === generation) mesh.install(snapshot);
       } catch (e) {
         logger.warn(`meshlet: compiling config ${s.configVersion} again for new east-west gateway addresses failed: ${String(e)}`);
       }

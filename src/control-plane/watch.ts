@@ -23,7 +23,7 @@
  *
  * @module
  */
-import type { GatewayNames } from '../outbound/gateway-names.ts';
+import { compileCurrent, type GatewayNames } from '../outbound/gateway-names.ts';
 import type { Clock, Timer } from '../core/clock.ts';
 import { ConfigError, type MeshletError } from '../core/errors.ts';
 import { IssueList } from '../config/issues.ts';
@@ -312,7 +312,10 @@ export class Watch {
 
   /** A `mesh-config` event, or none (`e` undefined: the server sends none); changed compile settings compile the state in use again. */
   async #takeMeshConfig(e: SseEvent | undefined, url: string): Promise<void> {
-    if (this.#meshConfig.take(e, url) && this.#pending.size === 0) await this.#flush(url);
+    if (!this.#meshConfig.take(e, url)) return;
+    // A compile running now (a gateway name's new addresses) read the old settings: it is stale.
+    this.#o.gatewayNames?.settingsChanged();
+    if (this.#pending.size === 0) await this.#flush(url);
   }
 
   /** The state in use compiled again for changed mesh settings (nothing new staged). */
@@ -320,10 +323,13 @@ export class Watch {
     this.#meshConfig.changed = false;
     const s = this.#state;
     if (s === EMPTY_STATE) return;
-    const snapshot = await compileStateAsync(s, this.#o.workload, this.#o.mesh, this.#o.gatewayNames).catch((e: unknown) => {
+    const names = this.#o.gatewayNames;
+    const generation = names?.generation;
+    const snapshot = await compileStateAsync(s, this.#o.workload, this.#o.mesh, names).catch((e: unknown) => {
       this.#o.onWarning?.(`compiling config ${s.configVersion} again for the control plane's new MeshConfig failed, the last snapshot keeps serving: ${e instanceof Error ? e.message : String(e)}`);
     });
-    if (snapshot !== undefined && !this.#closed && this.#state === s) this.#o.listener.recompiled?.(s, snapshot);
+    // Not when a gateway name's addresses changed meanwhile: the recompile that started is newer.
+    if (snapshot !== undefined && !this.#closed && this.#state === s && names?.generation === generation) this.#o.listener.recompiled?.(s, snapshot);
   }
 
   /** Compiles and hands over what is staged (when nothing more was announced). */
@@ -349,7 +355,7 @@ export class Watch {
     };
     let snapshot: Snapshot;
     try {
-      snapshot = await compileStateAsync(next, this.#o.workload, this.#o.mesh, this.#o.gatewayNames);
+      snapshot = await compileCurrent(() => compileStateAsync(next, this.#o.workload, this.#o.mesh, this.#o.gatewayNames), this.#o.gatewayNames);
     } catch (e) {
       const why = [`compiling failed: ${e instanceof Error ? e.message : String(e)}`];
       if (config !== undefined) this.#nack(url, 'config', config.version, undefined, why);

@@ -75,6 +75,7 @@ export class GatewayNames {
   readonly #o: GatewayNamesOptions;
   readonly #entries = new Map<string, Entry>();
   #closed = false;
+  #generation = 0;
   /** Called when a name's addresses changed (the mesh compiles its config again). */
   onChange: (() => void) | undefined;
 
@@ -184,7 +185,24 @@ export class GatewayNames {
     }
     e.answered();
     // A first answer a compile waits for is compiled with; any other change is announced.
-    if (!same(before, addresses) && !(before === undefined && e.waiters > 0)) this.onChange?.();
+    if (!same(before, addresses) && !(before === undefined && e.waiters > 0)) {
+      this.#generation++;
+      this.onChange?.();
+    }
+  }
+
+  /**
+   * Moves on whenever what a compile reads besides its config changed — a name's addresses, or
+   * (told by {@link GatewayNames.settingsChanged}) the mesh settings — each change followed by a
+   * compile of its own: a compile that saw it move while it ran is stale, and a newer one follows.
+   */
+  get generation(): number {
+    return this.#generation;
+  }
+
+  /** The mesh settings compiles read changed (a pushed MeshConfig): a compile running now read the old ones. */
+  settingsChanged(): void {
+    this.#generation++;
   }
 
   /** Every name with its addresses, for diagnostics. */
@@ -223,4 +241,18 @@ export async function compileWithGatewayNames(compile: () => Promise<Snapshot>, 
   const second = await compile();
   names.use(second.gatewayHostnames);
   return second;
+}
+
+/**
+ * Runs `compile` (config that must be installed: a new config or endpoints) again while what it
+ * reads besides the config changed meanwhile ({@link GatewayNames.generation}; at most `tries`
+ * times): the compile that change started reads the state in use, which this one is about to
+ * replace, so that one will not be installed — this one must carry the change.
+ */
+export async function compileCurrent(compile: () => Promise<Snapshot>, names: GatewayNames | undefined, tries = 3): Promise<Snapshot> {
+  for (let i = 1; ; i++) {
+    const generation = names?.generation;
+    const snapshot = await compile();
+    if (names === undefined || names.generation === generation || i >= tries) return snapshot;
+  }
 }
