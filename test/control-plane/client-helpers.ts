@@ -4,6 +4,8 @@
  */
 import type { EventEmitter } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type ControlPlane, startControlPlane } from '../../src/control-plane-server/server.ts';
@@ -93,4 +95,40 @@ export async function until(check: () => boolean, what: string, ms = 5000): Prom
     if (Date.now() > end) throw new Error(`timed out after ${ms} ms: ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+/** Writes one server-sent event of the watch stream. */
+export function sse(res: ServerResponse, event: string, data: unknown, id?: string): void {
+  res.write(`event: ${event}\n${id === undefined ? '' : `id: ${id}\n`}data: ${JSON.stringify(data)}\n\n`);
+}
+
+/**
+ * A stand-in control plane the test scripts (another implementation, an older version): plain
+ * HTTP on 127.0.0.1:0; each watch stream is opened with its `hello` (connection `c<n>`, server
+ * `server(n)`) and handed to `stream(res, n)` to write its events (n counts streams from 1); every
+ * other request (ACKs) is answered `{"ok":true}` and shown to `seen`.
+ */
+export async function scriptedControlPlane(
+  stream: (res: ServerResponse, n: number) => void,
+  o: { server?: (n: number) => string; seen?: (req: IncomingMessage) => void } = {},
+): Promise<{ readonly url: string; close(): Promise<void> }> {
+  let streams = 0;
+  const server = createServer((req, res) => {
+    if (new URL(req.url ?? '/', 'http://x').pathname !== '/v1/watch') {
+      o.seen?.(req);
+      return void res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
+    }
+    const n = ++streams;
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    sse(res, 'hello', { connection: `c${n}`, server: o.server?.(n) ?? 'other', configVersion: 'v1', endpointsVersion: 'e1', heartbeatMs: 60_000 });
+    stream(res, n);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () => {
+      server.closeAllConnections();
+      return new Promise<void>((r) => server.close(() => r()));
+    },
+  };
 }

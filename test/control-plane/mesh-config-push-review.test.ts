@@ -10,7 +10,7 @@ import { after, describe, it } from 'node:test';
 import { AggregationTemporality, InMemoryMetricExporter, MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
 import { createMesh, type Mesh, type MeshOptions } from '../../src/index.ts';
 import { call, startFlakyUpstream, serviceEntry, startUpstream, type Upstream } from '../helpers/upstreams.ts';
-import { shortJitter, startTestControlPlane, type TestControlPlane, until } from './client-helpers.ts';
+import { scriptedControlPlane, shortJitter, sse, startTestControlPlane, type TestControlPlane, until } from './client-helpers.ts';
 
 const open: { close(): unknown }[] = [];
 after(async () => {
@@ -161,24 +161,15 @@ describe('an invalid MeshConfig (review)', () => {
   it('a mesh refuses an invalid one a control plane still pushes (another implementation, a newer version), naming its field; the settings in use stay', async () => {
     const up = await flaky();
     let stream: ServerResponse | undefined;
-    const server = createServer((req, res) => {
-      if (new URL(req.url ?? '/', 'http://x').pathname !== '/v1/watch') return void res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
+    const cp = await scriptedControlPlane((res) => {
       stream = res;
-      res.writeHead(200, { 'content-type': 'text/event-stream' });
-      res.write(`event: hello\ndata: ${JSON.stringify({ connection: 'c1', server: 'other', configVersion: 'v1', endpointsVersion: 'e1', heartbeatMs: 60_000 })}\n\n`);
-      res.write(`event: mesh-config\ndata: ${JSON.stringify({ version: 'm1', meshConfig: RETRY_503 })}\n\n`);
-      res.write(`event: config\nid: v1/\ndata: ${JSON.stringify({ version: 'v1', resources: [serviceEntry('reviews', 'reviews.default.svc.cluster.local', 9080, [{ port: up.port }])] })}\n\n`);
-      res.write(`event: endpoints\nid: v1/e1\ndata: ${JSON.stringify({ version: 'e1', workloads: [] })}\n\n`);
+      sse(res, 'mesh-config', { version: 'm1', meshConfig: RETRY_503 });
+      sse(res, 'config', { version: 'v1', resources: [serviceEntry('reviews', 'reviews.default.svc.cluster.local', 9080, [{ port: up.port }])] }, 'v1/');
+      sse(res, 'endpoints', { version: 'e1', workloads: [] }, 'v1/e1');
     });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    open.push({
-      close: () => {
-        server.closeAllConnections();
-        return new Promise<void>((r) => server.close(() => r()));
-      },
-    });
+    open.push(cp);
     const warnings: string[] = [];
-    const mesh = await createMesh({ service: 'productpage', controlPlane: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, token: 't', identity: 'none', drainMs: 0, logger: { warn: (m: string) => warnings.push(m), info: () => undefined } });
+    const mesh = await createMesh({ service: 'productpage', controlPlane: cp.url, token: 't', identity: 'none', drainMs: 0, logger: { warn: (m: string) => warnings.push(m), info: () => undefined } });
     open.unshift(mesh);
     assert.equal((await call(mesh, 'http://reviews:9080/')).status, 200, 'retried under the pushed policy');
     stream?.write(`event: mesh-config\ndata: ${JSON.stringify({ version: 'm2', meshConfig: { connectTimeout: 'soon' } })}\n\n`);
@@ -195,27 +186,21 @@ describe('a control plane that sends no MeshConfig after one that did (review)',
     const se = serviceEntry('reviews', 'reviews.default.svc.cluster.local', 9080, [{ port: up.port }]);
     let streams = 0;
     let first: ServerResponse | undefined;
-    const server = createServer((req, res) => {
-      if (new URL(req.url ?? '/', 'http://x').pathname !== '/v1/watch') return void res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
-      streams++;
-      res.writeHead(200, { 'content-type': 'text/event-stream' });
-      res.write(`event: hello\ndata: ${JSON.stringify({ connection: `c${streams}`, server: streams === 1 ? 'new' : 'old', configVersion: 'v1', endpointsVersion: 'e1', heartbeatMs: 60_000 })}\n\n`);
-      // The first stream is a control plane that pushes a MeshConfig; the next one an older one, which sends none.
-      if (streams === 1) {
-        first = res;
-        res.write(`event: mesh-config\ndata: ${JSON.stringify({ version: 'm1', meshConfig: RETRY_503 })}\n\n`);
-      }
-      res.write(`event: config\nid: v1/\ndata: ${JSON.stringify({ version: 'v1', resources: [se] })}\n\n`);
-      res.write(`event: endpoints\nid: v1/e1\ndata: ${JSON.stringify({ version: 'e1', workloads: [] })}\n\n`);
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    open.push({
-      close: () => {
-        server.closeAllConnections();
-        return new Promise<void>((r) => server.close(() => r()));
+    const cp = await scriptedControlPlane(
+      (res, n) => {
+        streams = n;
+        // The first stream is a control plane that pushes a MeshConfig; the next one an older one, which sends none.
+        if (n === 1) {
+          first = res;
+          sse(res, 'mesh-config', { version: 'm1', meshConfig: RETRY_503 });
+        }
+        sse(res, 'config', { version: 'v1', resources: [se] }, 'v1/');
+        sse(res, 'endpoints', { version: 'e1', workloads: [] }, 'v1/e1');
       },
-    });
-    const mesh = await createMesh({ service: 'productpage', controlPlane: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, token: 't', identity: 'none', drainMs: 0, random: shortJitter(3), logger: { warn: () => undefined, info: () => undefined } });
+      { server: (n) => (n === 1 ? 'new' : 'old') },
+    );
+    open.push(cp);
+    const mesh = await createMesh({ service: 'productpage', controlPlane: cp.url, token: 't', identity: 'none', drainMs: 0, random: shortJitter(3), logger: { warn: () => undefined, info: () => undefined } });
     open.unshift(mesh);
     assert.equal((await call(mesh, 'http://reviews:9080/')).status, 200, 'retried under the pushed policy');
     const before = mesh.snapshot;

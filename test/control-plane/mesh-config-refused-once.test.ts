@@ -6,11 +6,10 @@
  * the mesh reconnect.
  */
 import assert from 'node:assert/strict';
-import { createServer, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { ServerResponse } from 'node:http';
 import { after, describe, it } from 'node:test';
 import { createMesh } from '../../src/index.ts';
-import { shortJitter, until } from './client-helpers.ts';
+import { scriptedControlPlane, shortJitter, sse, until } from './client-helpers.ts';
 
 const open: { close(): unknown }[] = [];
 after(async () => {
@@ -24,26 +23,23 @@ describe('an invalid pushed MeshConfig, sent again at every reconnect', () => {
     let acks = 0;
     let meshConfig = { version: 'bad1', meshConfig: { connectTimeout: 'soon' } };
     let current: ServerResponse | undefined;
-    const server = createServer((req, res) => {
-      if (req.url === '/v1/ack') acks++;
-      if (new URL(req.url ?? '/', 'http://x').pathname !== '/v1/watch') return void res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":true}');
-      streams++;
-      current = res;
-      res.writeHead(200, { 'content-type': 'text/event-stream' });
-      res.write(`event: hello\ndata: ${JSON.stringify({ connection: `c${streams}`, server: 'other', configVersion: 'v1', endpointsVersion: 'e1', heartbeatMs: 60_000 })}\n\n`);
-      res.write(`event: mesh-config\ndata: ${JSON.stringify(meshConfig)}\n\n`);
-      res.write(`event: config\nid: v1/\ndata: ${JSON.stringify({ version: 'v1', resources: [] })}\n\n`);
-      res.write(`event: endpoints\nid: v1/e1\ndata: ${JSON.stringify({ version: 'e1', workloads: [] })}\n\n`);
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    open.push({
-      close: () => {
-        server.closeAllConnections();
-        return new Promise<void>((r) => server.close(() => r()));
+    const cp = await scriptedControlPlane(
+      (res, n) => {
+        streams = n;
+        current = res;
+        sse(res, 'mesh-config', meshConfig);
+        sse(res, 'config', { version: 'v1', resources: [] }, 'v1/');
+        sse(res, 'endpoints', { version: 'e1', workloads: [] }, 'v1/e1');
       },
-    });
+      {
+        seen: (req) => {
+          if (req.url === '/v1/ack') acks++;
+        },
+      },
+    );
+    open.push(cp);
     const warnings: string[] = [];
-    const mesh = await createMesh({ service: 'productpage', controlPlane: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, token: 't', identity: 'none', drainMs: 0, random: shortJitter(3), logger: { warn: (m: string) => warnings.push(m), info: () => undefined } });
+    const mesh = await createMesh({ service: 'productpage', controlPlane: cp.url, token: 't', identity: 'none', drainMs: 0, random: shortJitter(3), logger: { warn: (m: string) => warnings.push(m), info: () => undefined } });
     open.unshift(mesh);
     const refusals = (v: string) => warnings.filter((w) => w.includes(`version ${v} is not applied`)).length;
     await until(() => refusals('bad1') === 1, 'the first refusal');
