@@ -313,8 +313,7 @@ export class Watch {
   /** A `mesh-config` event, or none (`e` undefined: the server sends none); changed compile settings compile the state in use again. */
   async #takeMeshConfig(e: SseEvent | undefined, url: string): Promise<void> {
     if (!this.#meshConfig.take(e, url)) return;
-    // A compile running now (a gateway name's new addresses) read the old settings: it is stale.
-    this.#o.gatewayNames?.settingsChanged();
+    this.#o.gatewayNames?.settingsChanged(); // a compile running now (a gateway name's new addresses) is stale
     if (this.#pending.size === 0) await this.#flush(url);
   }
 
